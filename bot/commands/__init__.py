@@ -1,0 +1,7 @@
+"""Every `stagebot` subcommand, in the order `--help` lists them."""
+
+from bot.commands.base import Command
+from bot.commands.demo import DEMO
+from bot.commands.status import STATUS
+
+COMMANDS: tuple[Command, ...] = (STATUS, DEMO)

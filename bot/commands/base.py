@@ -1,0 +1,42 @@
+"""What every command gets: the environment, the working directory and the output streams, handed in."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from bot.config import Config, load_config, resolve_config_path
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """The outside world as a command may see it; tests build one with their own values."""
+
+    environ: Mapping[str, str]
+    cwd: Path
+    stdout: TextIO
+    stderr: TextIO
+
+    def load_config(self, cli_path: str | None) -> Config:
+        """Load the config named by `--config`, `$STAGEBOT_CONFIG` or `./stagebot.toml`."""
+        return load_config(resolve_config_path(cli_path, self.environ, self.cwd), self.environ)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.stdout.isatty()
+
+    def out(self, text: str = "") -> None:
+        print(text, file=self.stdout, flush=True)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `stagebot` subcommand."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, CommandContext], int]

@@ -1,0 +1,32 @@
+"""`stagebot status`: probe every service once, print a table or JSON, exit 0 only when all are up."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from bot.commands.base import Command, CommandContext
+from bot.status import check_status, render_status_table, status_exit_code, status_to_json
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def _run(args: argparse.Namespace, context: CommandContext) -> int:
+    config = context.load_config(args.config)
+    report = asyncio.run(check_status(config))
+    if args.json:
+        context.out(json.dumps(status_to_json(report), indent=2))
+    else:
+        context.out(render_status_table(report, colour=context.is_terminal))
+    return status_exit_code(report)
+
+
+STATUS = Command(
+    name="status",
+    help="probe every service and print up / degraded / down (exit 0 all up, 1 otherwise, 2 bad config)",
+    add_arguments=_add_arguments,
+    run=_run,
+)

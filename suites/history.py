@@ -1,0 +1,25 @@
+"""What the verdict and flakiness checks know of a tier's past runs: plain values, filled by the store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TestHistory:
+    """One test's recent runs, newest first."""
+
+    outcomes: tuple[str, ...] = ()  # "passed" | "failed" | "error" | "skipped" | ...
+    passed_durations_s: tuple[float, ...] = ()  # call-phase durations of the runs where it passed
+
+
+@dataclass(frozen=True)
+class TierHistory:
+    """A tier's recent finished runs (not counting the one being judged), newest first."""
+
+    collected_counts: tuple[int, ...] = ()
+    tests: Mapping[str, TestHistory] = field(default_factory=dict)
+
+
+NO_HISTORY = TierHistory()
