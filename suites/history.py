@@ -23,3 +23,13 @@ class TierHistory:
 
 
 NO_HISTORY = TierHistory()
+
+
+@dataclass(frozen=True)
+class TestResultRecord:
+    """One test's result in one run, as stored: the call phase's outcome, or the phase that failed."""
+
+    nodeid: str
+    outcome: str  # passed | failed | error | skipped | xfailed | xpassed
+    duration_s: float
+    message: str = ""  # short failure / skip reason, secrets already redacted
