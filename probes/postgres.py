@@ -42,7 +42,10 @@ async def probe_postgres(target: ProbeTarget) -> ProbeOutcome:
 
 def _describe(exc: BaseException, timeout_s: float) -> str:
     if isinstance(exc, psycopg.OperationalError):
-        # libpq's message is the useful part ("connection refused", "database ... does not exist"), first line only.
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        return lines[-1] if lines else "connection failed"
+        # libpq says 'connection failed: connection to server at "h", port p failed: <cause>\n\t<hint>':
+        # the cause after the last "failed:" of the first line is what on-call needs.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
+        cause = first_line.rsplit("failed:", 1)[-1].strip()
+        cause = " ".join(cause.replace("FATAL:", "").split()) or first_line
+        return cause[0].lower() + cause[1:]  # the same wording as the other probes: "connection refused"
     return describe_failure(exc, timeout_s)

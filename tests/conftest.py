@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,16 @@ def require_service(name: str, host: str, port: int) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}; under CI=true this fails instead of skipping")
     pytest.skip(f"{reason} (start it: see README, Tests)")
+
+
+@pytest.fixture(autouse=True)
+def isolated_stagebot_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Give every test its own STAGEBOT_HOME, so nothing a test records lands in the user's real store."""
+    home = tmp_path_factory.mktemp("stagebot-home")
+    monkeypatch.setenv("STAGEBOT_HOME", str(home))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("STAGEBOT_CONFIG", raising=False)
+    return home
 
 
 @pytest.fixture(scope="session")
