@@ -7,8 +7,14 @@ import socket
 import ssl
 
 
+class ProbeFailure(Exception):
+    """A failure whose message is already the reason on-call should read."""
+
+
 def describe_failure(exc: BaseException, timeout_s: float) -> str:
     """Return a one-line reason for a failed attempt, the same wording for every probe kind."""
+    if isinstance(exc, ProbeFailure):
+        return str(exc)
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout_s:g}s"
     for cause in _chain(exc):
