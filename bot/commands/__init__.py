@@ -2,6 +2,7 @@
 
 from bot.commands.base import Command
 from bot.commands.demo import DEMO
+from bot.commands.diagnose import DIAGNOSE
 from bot.commands.status import STATUS
 
-COMMANDS: tuple[Command, ...] = (STATUS, DEMO)
+COMMANDS: tuple[Command, ...] = (STATUS, DIAGNOSE, DEMO)
