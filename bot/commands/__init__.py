@@ -1,8 +1,10 @@
 """Every `stagebot` subcommand, in the order `--help` lists them."""
 
 from bot.commands.base import Command
+from bot.commands.db import DB
 from bot.commands.demo import DEMO
 from bot.commands.diagnose import DIAGNOSE
+from bot.commands.history import HISTORY
 from bot.commands.status import STATUS
 
-COMMANDS: tuple[Command, ...] = (STATUS, DIAGNOSE, DEMO)
+COMMANDS: tuple[Command, ...] = (STATUS, DIAGNOSE, HISTORY, DEMO, DB)

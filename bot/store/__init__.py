@@ -16,7 +16,7 @@ from bot.store.records import (
     to_iso,
 )
 from bot.store.schema import SchemaTooNewError, head_revision
-from bot.store.store import Store, open_store, open_store_with_schema
+from bot.store.store import Store, open_store, open_store_with_schema, recording
 
 __all__ = [
     "AuditRecord",
@@ -38,6 +38,7 @@ __all__ = [
     "open_store",
     "open_store_with_schema",
     "parse_duration",
+    "recording",
     "resolve_database_url",
     "to_iso",
 ]

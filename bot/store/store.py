@@ -865,4 +865,27 @@ def _first_line(exc: OperationalError) -> str:
 
     message = str(exc.orig) if exc.orig is not None else str(exc)
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return Redactor().redact(lines[-1] if lines else type(exc.orig).__name__)
+    return Redactor().redact(" ".join(lines) if lines else type(exc.orig).__name__)
+
+
+@contextmanager
+def recording(
+    store: Store | None, *, kind: str, target: str | None, requested_by: str, origin: str
+) -> Iterator[int | None]:
+    """Store a run before the block's work starts and yield its id (None without a store: nothing is recorded).
+
+    The block finishes the run itself. If it raises instead, the run ends `cancelled` (Ctrl-C) or `interrupted`
+    (an error), so no run is left `running` by a process that is still alive to say otherwise.
+    """
+    if store is None:
+        yield None
+        return
+    run_id = store.create_run(kind=kind, target=target, requested_by=requested_by, origin=origin)
+    try:
+        yield run_id
+    except KeyboardInterrupt:
+        store.finish_run(run_id, state="cancelled", summary="cancelled before it finished (interrupt)")
+        raise
+    except Exception as exc:
+        store.finish_run(run_id, state="interrupted", summary=f"stopped by an error: {type(exc).__name__}")
+        raise
