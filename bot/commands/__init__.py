@@ -4,7 +4,8 @@ from bot.commands.base import Command
 from bot.commands.db import DB
 from bot.commands.demo import DEMO
 from bot.commands.diagnose import DIAGNOSE
+from bot.commands.e2e import E2E
 from bot.commands.history import HISTORY
 from bot.commands.status import STATUS
 
-COMMANDS: tuple[Command, ...] = (STATUS, DIAGNOSE, HISTORY, DEMO, DB)
+COMMANDS: tuple[Command, ...] = (STATUS, DIAGNOSE, HISTORY, E2E, DEMO, DB)
