@@ -428,8 +428,8 @@ class Store:
             tier_rows = connection.execute(tiers).all()
             run_rows = connection.execute(runs).all()
         samples: dict[str, list[ProbeSample]] = defaultdict(list)
-        for row in probe_rows:
-            samples[row.service].append(ProbeSample(row.run_id, row.observed_at, row.state, row.latency_ms))
+        for name, run_id, observed_at, state, latency_ms in probe_rows:  # unpacked: thousands of rows per call
+            samples[name].append(ProbeSample(run_id, observed_at, state, latency_ms))
         tier_runs: dict[str, list[TierRunSample]] = defaultdict(list)
         for tier_row in tier_rows:
             tier_runs[tier_row.target or ""].append(TierRunSample(tier_row.id, tier_row.started_at, tier_row.verdict))
