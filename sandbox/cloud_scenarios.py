@@ -8,8 +8,9 @@ sandbox staging through `on_ready`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from urllib.parse import quote
 
 from sandbox.cloud_logging import CloudLoggingStandIn
 from sandbox.cloud_run import CloudRunStandIn, rfc3339
+from sandbox.servers import serve_in_loop, serve_in_thread
 from sandbox.staging import SandboxStaging
 
 Json = dict[str, Any]
@@ -439,3 +441,28 @@ def cloud_run_config_text(services: Iterable[str], *, project: str = PROJECT, re
         f'\n[services.{name}.cloud_run]\nproject = "{project}"\nregion = "{region}"\nservice = "{name}"\n'
         for name in services
     )
+
+
+@dataclass(frozen=True)
+class CloudEndpoints:
+    """Where the stand-ins listen, and the environment that points stagebot at them."""
+
+    run_url: str
+    logging_url: str
+
+    def environ(self) -> dict[str, str]:
+        return {"STAGEBOT_CLOUD_RUN_ENDPOINT": self.run_url, "STAGEBOT_LOGGING_ENDPOINT": self.logging_url}
+
+
+@contextlib.contextmanager
+def serve_cloud_in_thread(sandbox: CloudSandbox) -> Iterator[CloudEndpoints]:
+    """Serve both stand-ins on 127.0.0.1 (ports chosen by the kernel) until the block exits."""
+    with serve_in_thread(sandbox.run.app()) as run, serve_in_thread(sandbox.logging.app()) as logging:
+        yield CloudEndpoints(run.base_url, logging.base_url)
+
+
+@contextlib.asynccontextmanager
+async def serve_cloud_in_loop(sandbox: CloudSandbox) -> AsyncIterator[CloudEndpoints]:
+    """Serve both stand-ins as tasks of the running loop until the block exits."""
+    async with serve_in_loop(sandbox.run.app()) as run, serve_in_loop(sandbox.logging.app()) as logging:
+        yield CloudEndpoints(run.base_url, logging.base_url)
