@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 class TestHistory:
     """One test's recent runs, newest first."""
 
+    __test__ = False  # a value, not a pytest test class (its name starts with "Test")
+
     outcomes: tuple[str, ...] = ()  # "passed" | "failed" | "error" | "skipped" | ...
     passed_durations_s: tuple[float, ...] = ()  # call-phase durations of the runs where it passed
 
@@ -28,6 +30,8 @@ NO_HISTORY = TierHistory()
 @dataclass(frozen=True)
 class TestResultRecord:
     """One test's result in one run, as stored: the call phase's outcome, or the phase that failed."""
+
+    __test__ = False
 
     nodeid: str
     outcome: str  # passed | failed | error | skipped | xfailed | xpassed
