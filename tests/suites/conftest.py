@@ -21,7 +21,8 @@ FIXTURE_SUITES = Path(__file__).resolve().parents[1] / "fixtures" / "suites"
 def suites_dir(tmp_path: Path) -> Path:
     """A fresh copy of tests/fixtures/suites: pytest's caches and bytecode land there, not in the repo."""
     target = tmp_path / "suites"
-    shutil.copytree(FIXTURE_SUITES, target, ignore=shutil.ignore_patterns("conftest.py", "__pycache__", ".pytest_cache"))
+    skip = shutil.ignore_patterns("conftest.py", "__pycache__", ".pytest_cache")
+    shutil.copytree(FIXTURE_SUITES, target, ignore=skip)
     return target
 
 

@@ -12,7 +12,7 @@ import pytest
 from bot.errors import UsageError
 from bot.redaction import Redactor
 from suites.events import Event, SessionStarted, TestStarted
-from suites.report import report_to_json, render_summary
+from suites.report import render_summary, report_to_json
 from suites.runner import TierRunner
 from tests.suites.conftest import is_gone, make_engine, make_tier
 
@@ -98,7 +98,7 @@ async def test_secrets_and_token_shapes_are_redacted_everywhere(suites_dir: Path
 
 def test_a_missing_root_is_a_usage_error(tmp_path: Path) -> None:
     tier = make_tier(tmp_path / "nowhere", ["tests"])
-    with pytest.raises(UsageError, match="root .* does not exist"):
+    with pytest.raises(UsageError, match=r"root .* does not exist"):
         asyncio.run(TierRunner(Redactor()).run(tier))
 
 
