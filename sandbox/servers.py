@@ -58,9 +58,9 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: ASGIApp) -> uvicorn.Server:
+def _uvicorn(app: ASGIApp, lifespan: bool = False) -> uvicorn.Server:
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", access_log=False, ws="websockets-sansio",
+        app, log_level="warning", lifespan="on" if lifespan else "off", access_log=False, ws="websockets-sansio",
         timeout_graceful_shutdown=2,
     )  # fmt: skip
     server = _EmbeddedServer(config)
@@ -69,10 +69,10 @@ def _uvicorn(app: ASGIApp) -> uvicorn.Server:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_loop(app: ASGIApp, port: int = 0) -> AsyncIterator[RunningServer]:
-    """Serve `app` as a task of the running loop until the block exits."""
+async def serve_in_loop(app: ASGIApp, port: int = 0, *, lifespan: bool = False) -> AsyncIterator[RunningServer]:
+    """Serve `app` as a task of the running loop until the block exits (with `lifespan`: run its startup/shutdown)."""
     sock = bind_loopback(port)
-    server = _uvicorn(app)
+    server = _uvicorn(app, lifespan)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

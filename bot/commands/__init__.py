@@ -6,6 +6,7 @@ from bot.commands.demo import DEMO
 from bot.commands.diagnose import DIAGNOSE
 from bot.commands.e2e import E2E
 from bot.commands.history import HISTORY
+from bot.commands.serve import SERVE
 from bot.commands.status import STATUS
 
-COMMANDS: tuple[Command, ...] = (STATUS, DIAGNOSE, HISTORY, E2E, DEMO, DB)
+COMMANDS: tuple[Command, ...] = (STATUS, DIAGNOSE, HISTORY, E2E, SERVE, DEMO, DB)
