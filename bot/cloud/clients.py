@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from google.api_core.client_options import ClientOptions
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
-from google.cloud import logging as cloud_logging
 from google.cloud import run_v2
 
-from bot.cloud.logs import CloudLogs
+from bot.cloud.logs import CloudLogs, ReadingClient
 from bot.cloud.run import CloudRun
 from bot.errors import UsageError
 
@@ -67,7 +66,7 @@ def build_cloud_apis(
         revisions = run_v2.RevisionsClient(
             transport="rest", credentials=_credentials(run_endpoint), client_options=run_options
         )
-        logging_client = cloud_logging.Client(  # type: ignore[no-untyped-call]
+        logging_client = ReadingClient(  # type: ignore[no-untyped-call]
             project=project,
             credentials=_credentials(logging_endpoint),
             _use_grpc=False,  # the REST transport: one HTTP stack for both APIs, and a stand-in can answer it

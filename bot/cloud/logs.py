@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from google.cloud import logging as cloud_logging
+from google.cloud.logging import Resource
 
 from bot.cloud.faults import CloudError, FaultKind, to_cloud_error
 from bot.cloud.models import LogEntry
@@ -23,6 +24,7 @@ from bot.config import CloudRunRef
 # Cloud Run's platform messages (probe failures, memory limit, port) and the container's own output.
 REVISION_LOGS: tuple[str, ...] = ("varlog/system", "stdout", "stderr")
 _LOG_PREFIX = "run.googleapis.com/"
+_READ_ONLY_RESOURCE = Resource(type="global", labels={})
 
 
 def to_rfc3339(moment: datetime) -> str:
@@ -57,6 +59,18 @@ def build_log_filter(
     if until is not None:
         clauses.append(f'timestamp<="{to_rfc3339(until)}"')
     return " AND ".join(clauses)
+
+
+class ReadingClient(cloud_logging.Client):
+    """A Logging client for reading entries that never asks the metadata server where it runs.
+
+    Parsing each entry builds a `Logger` for its log name, and a `Logger` without a resource calls `detect_resource`,
+    which queries metadata.google.internal twice: outside Google Cloud that is a DNS lookup per log name per call,
+    and twenty concurrent diagnoses stalled on it for 10 s (bench/diagnose_fanout.py). Reading needs no resource.
+    """
+
+    def logger(self, name: str, *, labels: Any = None, resource: Any = None) -> Any:
+        return super().logger(name, labels=labels, resource=resource or _READ_ONLY_RESOURCE)  # type: ignore[no-untyped-call]
 
 
 class CloudLogs:

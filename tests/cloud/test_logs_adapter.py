@@ -124,3 +124,9 @@ async def test_a_bad_filter_is_a_400_from_the_stand_in(apis: CloudApis) -> None:
     client = apis.logs._client  # the same real client the adapter holds
     with pytest.raises(gexc.BadRequest, match="Invalid filter"):
         list(client.list_entries(resource_names=[f"projects/{PROJECT}"], filter_="(severity=ERROR"))
+
+
+def test_reading_never_asks_the_metadata_server(apis: CloudApis) -> None:
+    # Entry parsing builds a Logger per log name; without a resource each one would query metadata.google.internal.
+    client = apis.logs._client
+    assert client.logger("run.googleapis.com/stdout").default_resource.type == "global"
