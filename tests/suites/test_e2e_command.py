@@ -50,10 +50,10 @@ env = {{ CHILD_PID_FILE = "{tmp_path / "child.pid"}" }}
     return path
 
 
-@pytest.mark.parametrize(
-    ("tier", "code", "verdict"), [("green", 0, "passed"), ("red", 1, "failed"), ("mocked", 3, "untrusted"),
-                                  ("hangs", 4, "incomplete")]  # fmt: skip
-)
+VERDICTS = [("green", 0, "passed"), ("red", 1, "failed"), ("mocked", 3, "untrusted"), ("hangs", 4, "incomplete")]
+
+
+@pytest.mark.parametrize(("tier", "code", "verdict"), VERDICTS)
 def test_run_json_contract_and_exit_codes(
     config_path: Path, capsys: pytest.CaptureFixture[str], tier: str, code: int, verdict: str
 ) -> None:
@@ -76,7 +76,8 @@ def test_unknown_tier_lists_the_known_ones(config_path: Path, capsys: pytest.Cap
 
 def test_a_missing_root_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "stagebot.toml"
-    path.write_text('[services.api]\nkind = "tcp"\nurl = "tcp://127.0.0.1:9"\n[tiers.p1]\npaths = ["t"]\nroot = "gone"\n')
+    service = '[services.api]\nkind = "tcp"\nurl = "tcp://127.0.0.1:9"\n'
+    path.write_text(service + '[tiers.p1]\npaths = ["t"]\nroot = "gone"\n')
     assert main(["e2e", "--config", str(path), "run", "p1"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -98,9 +99,7 @@ def test_plain_output_off_a_terminal(config_path: Path, capsys: pytest.CaptureFi
     assert "\r" not in out
 
 
-def test_no_record_leaves_run_id_empty_and_history_empty(
-    config_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_no_record_leaves_run_id_empty_and_history_empty(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["e2e", "--config", str(config_path), "run", "green", "--json", "--no-record"]) == 0
     assert json.loads(capsys.readouterr().out)["run_id"] is None
     assert main(["e2e", "--config", str(config_path), "history", "green", "--json"]) == 0
