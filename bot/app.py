@@ -6,6 +6,7 @@ clients pointed at local stand-ins.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from bot.slack.runs import RunTracker
 from bot.slack.server import BotLifecycle
 from bot.status import check_status
 from bot.store import Store
+from suites.engine import TierEngine, status_probe
+from suites.runner import TierRunner
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
@@ -66,7 +69,13 @@ class RunningBot:
 
 
 async def assemble_bot(
-    config: Config, store: Store, client: AsyncWebClient, signing_secret: str, *, drain_timeout_s: float = 20.0
+    config: Config,
+    store: Store,
+    client: AsyncWebClient,
+    signing_secret: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    drain_timeout_s: float = 20.0,
 ) -> RunningBot:
     """Check the token with `auth.test` once, then wire the bot, its Bolt app and its background loops."""
     try:
@@ -88,6 +97,13 @@ async def assemble_bot(
         tracker=RunTracker(config.slack.max_concurrent_runs),
         groups=GroupDirectory(members_of),
         check_status=check_status,
+        # Tier subprocesses get the bot's environment minus its own secrets; a tier's `env` adds what it needs.
+        engine=TierEngine(TierRunner(redactor, environ=_without_slack_secrets(environ)), status_probe(config)),
     )
     app = bot.build_app(client, signing_secret, str(identity["user_id"]), str(identity.get("team_id", "")))
     return RunningBot(bot=bot, app=app, lifecycle=BotLifecycle(bot, drain_timeout_s=drain_timeout_s))
+
+
+def _without_slack_secrets(environ: Mapping[str, str] | None) -> dict[str, str]:
+    source = os.environ if environ is None else environ
+    return {k: v for k, v in source.items() if k not in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")}

@@ -11,6 +11,7 @@ Socket Mode: `apps.connections.open` hands out `ws://.../socket-mode`; the stand
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -124,15 +125,17 @@ class SlackWorkspace:
         return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
 
     async def wait_for(self, predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-        """Wait until `predicate()` is true, re-checked on every change; raise TimeoutError at the deadline.
+        """Wait until `predicate()` is true; raise TimeoutError at the deadline.
 
-        Call it from the loop that serves the stand-in (`serve_in_loop`).
+        It is re-checked on every change to the workspace, and every 50 ms for conditions outside it (a file, the
+        store). Call it from the loop that serves the stand-in (`serve_in_loop`).
         """
         async with asyncio.timeout(timeout_s):
             while not predicate():
                 if self._changed is None:
                     self._changed = asyncio.Event()
-                await self._changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
 
     def _touch(self) -> None:
         # A fresh event per change: every waiter wakes, re-checks, and waits on the next one.

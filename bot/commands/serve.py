@@ -41,7 +41,7 @@ async def _serve(args: argparse.Namespace, context: CommandContext) -> int:
     port = resolve_port(args.port, dict(context.environ))
     store = await asyncio.to_thread(open_store, None, context.environ, config.store)
     client = build_web_client(secrets.bot_token, slack_api_url(context.environ))
-    running = await assemble_bot(config, store, client, secrets.signing_secret)
+    running = await assemble_bot(config, store, client, secrets.signing_secret, environ=context.environ)
     try:
         if args.socket:
             await _serve_socket_mode(running.app, secrets.app_token or "", running.lifecycle)

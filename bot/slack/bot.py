@@ -8,7 +8,9 @@ polls). Everything the channel sees goes through the `Deliverer`: stored first, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,10 +25,16 @@ from bot.config import Config
 from bot.slack import render
 from bot.slack.access import GroupDirectory, channel_refusal, tier_refusal
 from bot.slack.delivery import Deliverer
+from bot.slack.render_tiers import render_tier_details, render_tier_progress, render_tier_verdict
 from bot.slack.requests import Refusal, Request, e2e_usage, parse_e2e, parse_staging, staging_usage
 from bot.slack.runs import RunTracker, TrackedRun
 from bot.store import Store
+from bot.store.records import RunRecord
 from probes import ServiceState, StatusReport
+from suites.engine import TierEngine
+from suites.events import Event, Progress, advance
+from suites.report import TierReport, report_to_json
+from suites.verdict import VerdictState
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,9 @@ class SlackBot:
     tracker: RunTracker
     groups: GroupDirectory
     check_status: StatusCheck
+    engine: TierEngine | None = None  # runs tiers; None where tiers cannot run (then /e2e run says so)
     clock: Callable[[], datetime] = _utcnow
+    progress_interval_s: float = 2.0  # Slack's chat.update is Tier 3: one edit per 2 s per run is plenty
     # Later capabilities (diagnosis threads) add replies for down services after the status message.
     after_status: list[Extension] = field(default_factory=list)
 
@@ -131,6 +141,7 @@ class SlackBot:
             message=render.render_status(report, run_id=run.run_id, requested_by=requested_by),
         )  # fmt: skip
         run.message_id = main
+        await self._remember_message(run, main)
         for service in report.services:
             if service.state is ServiceState.DOWN:
                 await self.deliverer.post(
@@ -139,6 +150,11 @@ class SlackBot:
                 )  # fmt: skip
         for extension in self.after_status:
             await extension(self, run, report)
+
+    async def _remember_message(self, run: TrackedRun, message_id: int) -> None:
+        ts = await self.deliverer.slack_ts(message_id)
+        if ts is not None:  # not delivered yet (Slack is down): the thread link waits, the run does not
+            await asyncio.to_thread(self.store.set_run_message, run.run_id, channel=run.channel, message_ts=ts)
 
     async def _history_text(self, parsed: Request) -> str:
         report = await asyncio.to_thread(
@@ -178,8 +194,123 @@ class SlackBot:
                 return
         if parsed.verb == "list":
             await ack(self._tier_list())
-            return
-        await ack(render.render_choices("What I can do:", e2e_usage(settings.e2e_command, self.config.tiers)))
+        elif parsed.verb == "history":
+            await ack(await self._tier_history_text(str(parsed.argument)))
+        elif parsed.verb == "run":
+            await ack(await self._start_tiers(str(parsed.argument), command, request))
+        elif parsed.verb == "cancel":
+            await ack(await self._cancel(int(str(parsed.argument)), command["user_id"]))
+        else:
+            await ack(render.render_choices("What I can do:", e2e_usage(settings.e2e_command, self.config.tiers)))
+
+    async def _start_tiers(self, name: str, command: dict[str, Any], request: AsyncBoltRequest) -> str:
+        if self.engine is None:
+            return "This bot cannot run test tiers (no tier engine is configured)."
+        if _is_slack_retry(request):
+            return "Already on it."
+        names = sorted(self.config.tiers) if name == "all" else [name]
+        user, channel = command["user_id"], command["channel_id"]
+        answers = []
+        for tier in names:
+            busy = await self._running_run(tier)
+            if busy is not None:
+                where = (
+                    f"<{permalink(busy.channel or channel, busy.message_ts)}|its thread>"
+                    if busy.message_ts
+                    else "its channel"
+                )
+                answers.append(f"`{tier}` is already running (run #{busy.id}): follow {where}.")
+                continue
+            run_id = await asyncio.to_thread(
+                self.store.create_run,
+                kind="tier", target=tier, requested_by=user, origin="slack", channel=channel, state="queued",
+                request_key=f"trigger:{command.get('trigger_id')}:{tier}",
+            )  # fmt: skip
+            self.tracker.start(TrackedRun(run_id, tier, channel), self._run_tier, self._mark_started)
+            answers.append(f"Running `{tier}` (run #{run_id}); progress and the verdict follow in the channel.")
+        return "\n".join(answers)
+
+    async def _running_run(self, tier: str) -> RunRecord | None:
+        """Return the active run of `tier`, in this process or any replica sharing the store."""
+        tracked = self.tracker.running_tier(tier)
+        if tracked is not None:
+            return await asyncio.to_thread(self.store.get_run, tracked.run_id)
+        active = await asyncio.to_thread(
+            self.store.recent_runs, kind="tier", target=tier, states=("queued", "running"), limit=1
+        )
+        return active[0] if active else None
+
+    async def _run_tier(self, run: TrackedRun) -> None:
+        assert self.engine is not None and run.tier is not None
+        tier = self.config.tiers[run.tier]
+        record = await asyncio.to_thread(self.store.get_run, run.run_id)
+        requested_by = record.requested_by if record else "someone"
+        history = await asyncio.to_thread(self.store.tier_history, tier.name)
+        main = await self.deliverer.post(
+            key=f"run:{run.run_id}:tier", channel=run.channel, run_id=run.run_id,
+            message=render_tier_progress(tier.name, run.run_id, Progress(), 0.0, requested_by),
+        )  # fmt: skip
+        run.message_id = main
+        await self._remember_message(run, main)
+        live = _LiveProgress(self, run, tier.name, requested_by, main)
+        try:
+            report = await self.engine.run(
+                tier, history=history, run_id=run.run_id, on_event=live.on_event, stop=run.cancel_requested
+            )
+        except BaseException as exc:
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            await asyncio.to_thread(
+                self.store.finish_run, run.run_id, state="cancelled" if cancelled else "interrupted",
+                summary=f"stopped before it finished: {type(exc).__name__}",
+            )  # fmt: skip
+            raise
+        finally:
+            await live.close()
+        await asyncio.to_thread(self.store.record_test_results, run.run_id, report.results)
+        await asyncio.to_thread(
+            self.store.finish_run, run.run_id, state=tier_run_state(report), verdict=report.verdict.state.value,
+            summary=report.verdict.headline, details=report_to_json(report),
+        )  # fmt: skip
+        await self.deliverer.post(
+            key=f"run:{run.run_id}:verdict", channel=run.channel, run_id=run.run_id, update_of=main,
+            message=render_tier_verdict(report, requested_by),
+        )  # fmt: skip
+        await self.deliverer.post(
+            key=f"run:{run.run_id}:details", channel=run.channel, run_id=run.run_id, thread_of=main,
+            message=render_tier_details(report),
+        )  # fmt: skip
+
+    async def _cancel(self, run_id: int, user: str) -> str:
+        tracked = self.tracker.get(run_id)
+        if tracked is None or tracked.tier is None:
+            record = await asyncio.to_thread(self.store.get_run, run_id)
+            if record is None or record.kind != "tier":
+                return f"There is no test run #{run_id}."
+            if record.state not in ("queued", "running"):
+                return f"Run #{run_id} has already ended ({record.state})."
+            return f"Run #{run_id} is running on another bot replica ({record.owner}); cancel it from there."
+        tracked.cancel_requested.set()
+        await asyncio.to_thread(
+            self.store.append_audit,
+            actor=user,
+            action="tier.cancel",
+            subject=f"run:{run_id}",
+            detail={"tier": tracked.tier},
+        )
+        return f"Cancelling run #{run_id} (`{tracked.tier}`): pytest is being stopped."
+
+    async def _tier_history_text(self, tier: str) -> str:
+        runs = await asyncio.to_thread(self.store.recent_runs, kind="tier", target=tier, limit=10)
+        if not runs:
+            return f"No runs of `{tier}` recorded yet."
+        verdicts = [r.verdict for r in runs if r.state == "finished" and r.verdict]
+        passed = sum(1 for v in verdicts if v == "passed")
+        rate = f"{passed}/{len(verdicts)} passed" if verdicts else "no finished runs"
+        lines = [f"*{tier}*: {rate} in the last {len(runs)} runs"]
+        for r in runs:
+            when = f"{r.created_at:%Y-%m-%d %H:%M} UTC"
+            lines.append(f"• #{r.id} {when} — {r.verdict or r.state}: {render.shorten(r.summary, 200)}")
+        return "\n".join(lines)
 
     def _tier_list(self) -> str:
         if not self.config.tiers:
@@ -189,6 +320,60 @@ class SlackBot:
             about = tier.description or ", ".join(tier.paths)
             lines.append(f"• *{tier.name}*: {about}" + (f" — _{tier.impact}_" if tier.impact else ""))
         return "\n".join(lines)
+
+
+class _LiveProgress:
+    """Edit the run's channel message with the latest progress, at most once per interval (best effort).
+
+    A ticker publishes the newest state, so the test running now shows up even when no event follows it for
+    minutes; every 10 s the elapsed time is refreshed too. Edits are not stored: a lost one is harmless, and the
+    verdict goes through the outbox.
+    """
+
+    def __init__(self, bot: SlackBot, run: TrackedRun, tier: str, requested_by: str, message_id: int) -> None:
+        self.bot, self.run, self.tier, self.requested_by, self.message_id = bot, run, tier, requested_by, message_id
+        self.progress = Progress()
+        self.started = time.monotonic()
+        self.changed = asyncio.Event()
+        self.ticker = asyncio.create_task(self._tick(), name=f"progress:{run.run_id}")
+
+    def on_event(self, event: Event) -> None:
+        self.progress = advance(self.progress, event)
+        self.changed.set()
+
+    async def _tick(self) -> None:
+        last_heartbeat = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=10)
+            self.changed.clear()
+            await self._edit()
+            if time.monotonic() - last_heartbeat > 60:  # long runs must not look dead to the next start
+                last_heartbeat = time.monotonic()
+                await asyncio.to_thread(self.bot.store.heartbeat, self.run.run_id)
+            await asyncio.sleep(self.bot.progress_interval_s)
+
+    async def _edit(self) -> None:
+        ts = await self.bot.deliverer.slack_ts(self.message_id)
+        if ts is None:
+            return
+        elapsed = time.monotonic() - self.started
+        message = render_tier_progress(self.tier, self.run.run_id, self.progress, elapsed, self.requested_by)
+        try:
+            await self.bot.deliverer.client.chat_update(channel=self.run.channel, ts=ts, **message.payload())
+        except Exception as exc:
+            log.info("progress edit for run %s skipped: %s", self.run.run_id, exc)
+
+    async def close(self) -> None:
+        self.ticker.cancel()
+        await asyncio.gather(self.ticker, return_exceptions=True)
+
+
+def tier_run_state(report: TierReport) -> str:
+    """Return the stored run state: an incomplete run stays out of the history later verdicts compare against."""
+    if report.verdict.state is not VerdictState.INCOMPLETE:
+        return "finished"
+    return "cancelled" if report.verdict.headline.startswith("cancelled") else "interrupted"
 
 
 def _is_slack_retry(request: AsyncBoltRequest) -> bool:

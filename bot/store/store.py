@@ -197,6 +197,13 @@ class Store:
             if result.rowcount == 0 and not _exists(connection, _runs, run_id):
                 raise KeyError(f"no run {run_id}")
 
+    def set_run_message(self, run_id: int, *, channel: str, message_ts: str) -> None:
+        """Record where a run's Slack message is, so others (another replica too) can point people at its thread."""
+        with self._write() as connection:
+            connection.execute(
+                sa.update(_runs).where(_runs.c.id == run_id).values(channel=channel, message_ts=message_ts)
+            )
+
     def heartbeat(self, run_id: int) -> None:
         """Show that the owner of an active run is still working on it."""
         with self._write() as connection:
