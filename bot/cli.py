@@ -25,8 +25,8 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser for every command."""
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """Return the parser; only the command named in `argv` has its module loaded and its arguments added."""
     common = _OneLineParser(add_help=False)
     common.add_argument(
         "--config", metavar="PATH", help="config file (default: $STAGEBOT_CONFIG, else ./stagebot.toml)"
@@ -37,17 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     subparsers.required = True
-    for command in COMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help, parents=[common])
-        command.add_arguments(sub)
-        sub.set_defaults(run=command.run)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for entry in COMMANDS:
+        sub = subparsers.add_parser(entry.name, help=entry.help, description=entry.help, parents=[common])
+        if entry.name == chosen:
+            command = entry.load()
+            command.add_arguments(sub)
+            sub.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `stagebot` command and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
     context = CommandContext(environ=dict(os.environ), cwd=Path.cwd(), stdout=sys.stdout, stderr=sys.stderr)
     try:
         code: int = args.run(args, context)

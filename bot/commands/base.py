@@ -34,9 +34,7 @@ class CommandContext:
 
 @dataclass(frozen=True)
 class Command:
-    """One `stagebot` subcommand."""
+    """What a subcommand's module provides: its arguments and what it does."""
 
-    name: str
-    help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, CommandContext], int]

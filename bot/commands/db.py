@@ -43,9 +43,7 @@ def _run(args: argparse.Namespace, context: CommandContext) -> int:
     return 0
 
 
-DB = Command(
-    name="db",
-    help="manage the store: `db upgrade` migrates it (also done on every open)",
+COMMAND = Command(
     add_arguments=_add_arguments,
     run=_run,
 )

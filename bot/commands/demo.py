@@ -80,9 +80,7 @@ def _run(args: argparse.Namespace, context: CommandContext) -> int:
         return asyncio.run(_play(context, Path(folder) / "stagebot.toml"))
 
 
-DEMO = Command(
-    name="demo",
-    help="show the whole product against a local sandbox staging (no Slack, no cloud account)",
+COMMAND = Command(
     add_arguments=_add_arguments,
     run=_run,
 )

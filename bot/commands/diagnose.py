@@ -112,9 +112,7 @@ def _run(args: argparse.Namespace, context: CommandContext) -> int:
     return diagnose_exit_code(diagnosis)
 
 
-DIAGNOSE = Command(
-    name="diagnose",
-    help="diagnose one service on Cloud Run: conditions, what changed, logs, causes (exit 0 fine, 1 problem)",
+COMMAND = Command(
     add_arguments=_add_arguments,
     run=_run,
 )

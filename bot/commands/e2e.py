@@ -234,9 +234,7 @@ def _history(config: Config, tier: TierConfig, limit: int, as_json: bool, contex
     return 0
 
 
-E2E = Command(
-    name="e2e",
-    help="run test tiers with honest verdicts (exit 0 passed, 1 failed, 3 untrusted, 4 incomplete, 2 bad usage)",
+COMMAND = Command(
     add_arguments=_add_arguments,
     run=_run,
 )

@@ -146,9 +146,7 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-HISTORY = Command(
-    name="history",
-    help="what recorded runs say: per-service uptime and latency, per-tier pass rate, recent runs",
+COMMAND = Command(
     add_arguments=_add_arguments,
     run=_run,
 )

@@ -76,9 +76,7 @@ def _run(args: argparse.Namespace, context: CommandContext) -> int:
     return asyncio.run(_serve(args, context))
 
 
-SERVE = Command(
-    name="serve",
-    help="run the Slack bot: HTTP on --port/$PORT/3000, or Socket Mode with --socket",
+COMMAND = Command(
     add_arguments=_add_arguments,
     run=_run,
 )

@@ -37,9 +37,7 @@ def _run(args: argparse.Namespace, context: CommandContext) -> int:
     return status_exit_code(report)
 
 
-STATUS = Command(
-    name="status",
-    help="probe every service and print up / degraded / down (exit 0 all up, 1 otherwise, 2 bad config)",
+COMMAND = Command(
     add_arguments=_add_arguments,
     run=_run,
 )

@@ -31,7 +31,8 @@ class Cli:
     cwd: Path
 
     def run(self, *argv: str) -> tuple[int, str]:
-        args = build_parser().parse_args([*argv, "--config", str(self.config)])
+        arguments = [*argv, "--config", str(self.config)]
+        args = build_parser(arguments).parse_args(arguments)
         out = io.StringIO()
         code: int = args.run(args, CommandContext(self.environ, self.cwd, out, io.StringIO()))
         return code, out.getvalue()
