@@ -9,13 +9,24 @@ from dataclasses import replace
 import httpx
 
 from probes.http import build_http_client, probe_http
-from probes.postgres import probe_postgres
-from probes.redis import probe_redis
 from probes.tcp import probe_tcp
 from probes.types import ProbeOutcome, ProbeTarget
 from probes.websocket import probe_websocket
 
 ProbeFunction = Callable[[ProbeTarget], Awaitable[ProbeOutcome]]
+
+
+# psycopg and redis-py cost ~0.15 s to import: only a config with such a service pays for them.
+async def probe_postgres(target: ProbeTarget) -> ProbeOutcome:
+    from probes.postgres import probe_postgres as probe
+
+    return await probe(target)
+
+
+async def probe_redis(target: ProbeTarget) -> ProbeOutcome:
+    from probes.redis import probe_redis as probe
+
+    return await probe(target)
 
 
 class Prober:

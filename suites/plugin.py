@@ -18,7 +18,8 @@ from typing import IO, Any
 
 import pytest
 
-FD_VARIABLE = "STAGEBOT_EVENTS_FD"
+from suites.wire import FD_VARIABLE
+
 # Long tracebacks are cut: the message's head names the problem; the runner redacts and stores only this much.
 _MAX_TEXT = 4000
 

@@ -25,7 +25,7 @@ from bot.config import TierConfig
 from bot.errors import UsageError
 from bot.redaction import Redactor
 from suites.events import Event, EventCallback, parse_event
-from suites.plugin import FD_VARIABLE
+from suites.wire import FD_VARIABLE
 
 PLUGIN_MODULE = "suites.plugin"
 # The folder holding the `suites` package: put on PYTHONPATH so another interpreter can import our plugin.

@@ -351,3 +351,10 @@ def test_a_wrong_database_url_is_a_usage_error(url: str, problem: str) -> None:
     with pytest.raises(UsageError, match=problem) as refused:
         open_store(url, {}, StoreSettings())
     assert "pw-secret" not in str(refused.value)
+
+
+def test_the_head_revision_constant_matches_the_migration_scripts() -> None:
+    # Opening a database at HEAD_REVISION skips Alembic entirely: a new migration must move the constant too.
+    from bot.store.schema import HEAD_REVISION, head_revision
+
+    assert head_revision() == HEAD_REVISION
