@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 
 import uvicorn
@@ -13,8 +14,11 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import assemble_bot, build_web_client, read_slack_secrets, slack_api_url
 from bot.commands.base import Command, CommandContext
 from bot.errors import UsageError
+from bot.logs import configure_logging
 from bot.slack.server import BotLifecycle, build_asgi_app, database_check
 from bot.store import open_store
+
+log = logging.getLogger(__name__)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +43,9 @@ async def _serve(args: argparse.Namespace, context: CommandContext) -> int:
     config = context.load_config(args.config)
     secrets = read_slack_secrets(context.environ, socket_mode=args.socket)
     port = resolve_port(args.port, dict(context.environ))
+    # From here on every logger (ours, uvicorn's, Bolt's) writes JSON lines or text to stdout, secrets masked.
+    known = {secrets.bot_token, secrets.signing_secret, secrets.app_token or ""}
+    configure_logging(context.stdout, environ=context.environ, secrets=config.secrets | known)
     store = await asyncio.to_thread(open_store, None, context.environ, config.store)
     client = build_web_client(secrets.bot_token, slack_api_url(context.environ))
     running = await assemble_bot(config, store, client, secrets.signing_secret, environ=context.environ)
@@ -48,9 +55,11 @@ async def _serve(args: argparse.Namespace, context: CommandContext) -> int:
         else:
             asgi = build_asgi_app(running.app, running.lifecycle, database_check(store.engine), secrets.signing_secret)
             server = uvicorn.Server(
-                uvicorn.Config(asgi, host=args.host, port=port, log_level="info", access_log=False, lifespan="on")
+                uvicorn.Config(
+                    asgi, host=args.host, port=port, log_level="info", access_log=False, lifespan="on", log_config=None
+                )
             )
-            context.out(f"stagebot serving Slack on http://{args.host}:{port}/slack/events")
+            log.info("stagebot serving Slack on http://%s:%d/slack/events", args.host, port)
             await server.serve()
     finally:
         store.close()
