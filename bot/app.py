@@ -14,7 +14,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.cloud import build_cloud_apis
 from bot.config import Config
+from bot.diagnosis.collect import ProjectDiagnosers
 from bot.errors import UsageError
 from bot.redaction import Redactor
 from bot.slack.access import GroupDirectory
@@ -98,6 +100,10 @@ async def assemble_bot(
         groups=GroupDirectory(members_of),
         check_status=check_status,
         # Tier subprocesses get the bot's environment minus its own secrets; a tier's `env` adds what it needs.
+        diagnoser=ProjectDiagnosers(
+            lambda project: build_cloud_apis(environ if environ is not None else os.environ, project=project),
+            redactor=redactor,
+        ),
         engine=TierEngine(TierRunner(redactor, environ=_without_slack_secrets(environ)), status_probe(config)),
     )
     app = bot.build_app(client, signing_secret, str(identity["user_id"]), str(identity.get("team_id", "")))

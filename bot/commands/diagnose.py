@@ -16,9 +16,10 @@ from bot.commands.base import Command, CommandContext
 from bot.config import Config, ServiceConfig
 from bot.diagnosis import Diagnoser, Diagnosis, DiagnosisSettings, diagnosis_to_json, render_diagnosis, summarize
 from bot.diagnosis.collect import not_on_cloud_run
+from bot.diagnosis.storage import save_diagnosis
 from bot.errors import EXIT_OK, EXIT_PROBLEM, UsageError
 from bot.redaction import Redactor
-from bot.store import FindingRecord, Store, open_store
+from bot.store import Store, open_store
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,22 +56,7 @@ async def _diagnose(
 
 def record_diagnosis(store: Store, run_id: int, diagnosis: Diagnosis) -> int:
     """Store a finished diagnosis under its run and close the run; return the diagnosis id."""
-    view = diagnosis.cloud_run
-    findings = [
-        FindingRecord(
-            code=f.cause.value, detail=f.fix, severity=f.confidence.value, evidence={"lines": list(f.evidence)}
-        )
-        for f in diagnosis.findings
-    ]
-    diagnosis_id = store.record_diagnosis(
-        run_id,
-        service=diagnosis.service,
-        summary=summarize(diagnosis),
-        findings=findings,
-        revision=view.failing_revision if view else None,
-        etag=(view.etag or None) if view else None,
-        details=diagnosis_to_json(diagnosis),
-    )
+    diagnosis_id = save_diagnosis(store, run_id, diagnosis)
     top = diagnosis.top
     store.finish_run(
         run_id,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from bot.cloud.clients import CloudApis
 from bot.cloud.faults import CloudError, FaultKind
 from bot.cloud.logs import CloudLogs
 from bot.cloud.models import Condition, LogEntry, RevisionInfo, ServiceInfo
@@ -20,6 +21,7 @@ from bot.config import CloudRunRef, ServiceConfig
 from bot.diagnosis.changes import failing_revision, last_healthy_revision, revision_changes, serving_revision
 from bot.diagnosis.models import Cause, CloudRunView, Confidence, Diagnosis, Finding
 from bot.diagnosis.rules import Context, Signals, find_causes
+from bot.errors import UsageError
 from bot.redaction import Redactor
 
 READ_ROLES = "roles/run.viewer and roles/logging.viewer"
@@ -70,6 +72,12 @@ def not_on_cloud_run(service: ServiceConfig) -> Diagnosis:
     )
     evidence = (f"{service.name} has no Cloud Run mapping in the config",)
     return Diagnosis(service.name, None, (Finding(Cause.NOT_ON_CLOUD_RUN, Confidence.HIGH, evidence, fix),))
+
+
+def no_credentials(service: ServiceConfig, problem: str) -> Diagnosis:
+    """Return the diagnosis of a service the bot has no Google credentials to look at."""
+    finding = Finding(Cause.PERMISSION_DENIED, Confidence.HIGH, (problem,), f"Give the bot credentials: {problem}")
+    return Diagnosis(service.name, None, (finding,))
 
 
 class Diagnoser:
@@ -188,3 +196,49 @@ def judge(
         etag=info.etag,
     )
     return Diagnosis(name, view, (*findings, *faults), logs)
+
+
+class ProjectDiagnosers:
+    """Diagnose services spread over several Google projects, one set of clients per project, built on first use.
+
+    The bot keeps one for its lifetime: building the clients costs more than a diagnosis, and their thread pool is
+    what lets twenty services be diagnosed at once.
+    """
+
+    def __init__(
+        self,
+        build_apis: Callable[[str], CloudApis],
+        *,
+        redactor: Redactor | None = None,
+        settings: DiagnosisSettings | None = None,
+    ) -> None:
+        self._build_apis = build_apis
+        self._redactor = redactor
+        self._settings = settings
+        self._apis: dict[str, CloudApis] = {}
+
+    def apis_for(self, project: str) -> CloudApis:
+        """Return the adapters of one project (also what remediation acts through)."""
+        if project not in self._apis:
+            self._apis[project] = self._build_apis(project)
+        return self._apis[project]
+
+    async def diagnose_all(self, services: Iterable[ServiceConfig]) -> list[Diagnosis]:
+        """Diagnose every service at once, in input order; a service with no mapping says so."""
+
+        async def one(service: ServiceConfig) -> Diagnosis:
+            if service.cloud_run is None:
+                return not_on_cloud_run(service)
+            try:
+                apis = await asyncio.to_thread(self.apis_for, service.cloud_run.project)
+            except UsageError as exc:  # no credentials: every mapped service says so, none crashes the thread
+                return no_credentials(service, str(exc))
+            diagnoser = Diagnoser(apis.run, apis.logs, redactor=self._redactor, settings=self._settings)
+            return await diagnoser.diagnose(service)
+
+        return list(await asyncio.gather(*(one(s) for s in services)))
+
+    def close(self) -> None:
+        for apis in self._apis.values():
+            apis.close()
+        self._apis.clear()

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,9 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Config
+from bot.diagnosis import Diagnosis, summarize
+from bot.diagnosis.collect import ProjectDiagnosers
+from bot.diagnosis.storage import save_diagnosis
 from bot.slack import render
 from bot.slack.access import GroupDirectory, channel_refusal, tier_refusal
 from bot.slack.delivery import Deliverer
@@ -39,7 +42,6 @@ from suites.verdict import VerdictState
 log = logging.getLogger(__name__)
 
 StatusCheck = Callable[[Config], Awaitable[StatusReport]]
-Extension = Callable[["SlackBot", TrackedRun, StatusReport], Awaitable[None]]
 
 
 def _utcnow() -> datetime:
@@ -64,8 +66,8 @@ class SlackBot:
     engine: TierEngine | None = None  # runs tiers; None where tiers cannot run (then /e2e run says so)
     clock: Callable[[], datetime] = _utcnow
     progress_interval_s: float = 2.0  # Slack's chat.update is Tier 3: one edit per 2 s per run is plenty
-    # Later capabilities (diagnosis threads) add replies for down services after the status message.
-    after_status: list[Extension] = field(default_factory=list)
+    # Reads Cloud Run and its logs for down services; None where the bot has no cloud access configured.
+    diagnoser: ProjectDiagnosers | None = None
 
     # -- wiring -------------------------------------------------------------------------------------------------
     def build_app(self, client: AsyncWebClient, signing_secret: str, bot_user_id: str, team_id: str) -> AsyncApp:
@@ -105,7 +107,36 @@ class SlackBot:
         if parsed.verb == "status":
             await ack(await self._start_status(command, request))
             return
-        await ack(f"`{parsed.verb}` is not available in this deployment yet.")
+        await ack(await self._start_diagnose(str(parsed.argument), command, request))
+
+    async def _start_diagnose(self, service: str, command: dict[str, Any], request: AsyncBoltRequest) -> str:
+        if self.diagnoser is None:
+            return "This bot has no Cloud Run access configured, so it cannot diagnose."
+        if _is_slack_retry(request):
+            return "Already on it."
+        run_id = await asyncio.to_thread(
+            self.store.create_run,
+            kind="diagnose", target=service, requested_by=command["user_id"], origin="slack",
+            channel=command["channel_id"], state="queued", request_key=f"trigger:{command.get('trigger_id')}",
+        )  # fmt: skip
+        self.tracker.start(TrackedRun(run_id, None, command["channel_id"]), self._run_diagnose, self._mark_started)
+        return f"Diagnosing `{service}` on Cloud Run… (run #{run_id})"
+
+    async def _run_diagnose(self, run: TrackedRun) -> None:
+        record = await asyncio.to_thread(self.store.get_run, run.run_id)
+        service = record.target if record and record.target else ""
+        diagnoses = await self._diagnose(run.run_id, [service])
+        diagnosis = diagnoses[service]
+        top = diagnosis.top
+        await asyncio.to_thread(
+            self.store.finish_run, run.run_id, state="finished", verdict=top.cause.value if top else "healthy",
+            summary=summarize(diagnosis),
+        )  # fmt: skip
+        main = await self.deliverer.post(
+            key=f"run:{run.run_id}:diagnosis", channel=run.channel, run_id=run.run_id,
+            message=render.render_diagnosis_reply(None, diagnosis),
+        )  # fmt: skip
+        await self._remember_message(run, main)
 
     async def _start_status(self, command: dict[str, Any], request: AsyncBoltRequest) -> str:
         if _is_slack_retry(request):
@@ -142,14 +173,27 @@ class SlackBot:
         )  # fmt: skip
         run.message_id = main
         await self._remember_message(run, main)
-        for service in report.services:
-            if service.state is ServiceState.DOWN:
-                await self.deliverer.post(
-                    key=f"run:{run.run_id}:down:{service.name}", channel=run.channel, run_id=run.run_id,
-                    thread_of=main, message=render.render_down_service(service),
-                )  # fmt: skip
-        for extension in self.after_status:
-            await extension(self, run, report)
+        down = [s for s in report.services if s.state is ServiceState.DOWN]
+        # A failure that only echoes a down dependency gets "caused by", not a diagnosis of its own.
+        diagnoses = await self._diagnose(run.run_id, [s.name for s in down if not s.caused_by])
+        for service in down:
+            diagnosis = diagnoses.get(service.name)
+            message = (
+                render.render_diagnosis_reply(service, diagnosis) if diagnosis else render.render_down_service(service)
+            )
+            await self.deliverer.post(
+                key=f"run:{run.run_id}:down:{service.name}", channel=run.channel, run_id=run.run_id,
+                thread_of=main, message=message,
+            )  # fmt: skip
+
+    async def _diagnose(self, run_id: int, names: list[str]) -> dict[str, Diagnosis]:
+        """Diagnose the named services at once and store each diagnosis under the run."""
+        if self.diagnoser is None or not names:
+            return {}
+        found = await self.diagnoser.diagnose_all([self.config.services[name] for name in names])
+        for diagnosis in found:
+            await asyncio.to_thread(save_diagnosis, self.store, run_id, diagnosis)
+        return {d.service: d for d in found}
 
     async def _remember_message(self, run: TrackedRun, message_id: int) -> None:
         ts = await self.deliverer.slack_ts(message_id)

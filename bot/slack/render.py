@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.diagnosis import Diagnosis, render_diagnosis, summarize
 from probes import ServiceState, ServiceStatus, StatusReport
 
 MAX_BLOCKS = 50
@@ -211,6 +212,49 @@ def render_down_service(service: ServiceStatus) -> SlackMessage:
     if service.impact:
         lines.append(f"_Impact: {service.impact}_")
     return SlackMessage(text=shorten(text, MAX_TEXT_CHARS), blocks=(section("\n".join(lines)),))
+
+
+def render_diagnosis_reply(service: ServiceStatus | None, diagnosis: Diagnosis, *, log_lines: int = 5) -> SlackMessage:
+    """Return a thread reply: the probe's view of a down service (when known), then what Cloud Run says.
+
+    The newest log lines are shown; all of them go in a file when there are more.
+    """
+    top = diagnosis.top
+    emoji = ":mag:" if top is None or top.is_fault else ":rotating_light:"
+    first = f"{emoji} *{diagnosis.service}*"
+    if service is not None:
+        first += f" is down: {service.error or 'no answer'}"
+    body = render_diagnosis(diagnosis, markdown=True, log_lines=log_lines)
+    blocks = [section(first), *(section(part) for part in _split(body, MAX_SECTION_CHARS - 10))]
+    attachment = None
+    if len(diagnosis.logs) > log_lines:
+        attachment = Attachment(
+            filename=f"{diagnosis.service}-logs.txt",
+            title=f"{diagnosis.service}: the last {len(diagnosis.logs)} log lines",
+            content="\n".join(
+                f"{e.timestamp.isoformat()} {e.severity} {e.revision} {e.log}: {e.text}" for e in diagnosis.logs
+            ),
+        )
+    text = f"{diagnosis.service}: {summarize(diagnosis)}"
+    message = fit(text, blocks, attachment)
+    return SlackMessage(text=message.text, blocks=message.blocks, attachment=attachment or message.attachment)
+
+
+def _split(text: str, limit: int) -> list[str]:
+    """Split text at line ends into pieces of at most `limit` characters, keeping ``` fences balanced."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        if current and len(current) + len(line) + 1 > limit:
+            if current.count("```") % 2:
+                current += "\n```"
+                line = "```" + line
+            pieces.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        pieces.append(current)
+    return pieces
 
 
 # -- answers to the person who typed the command ------------------------------------------------------------------

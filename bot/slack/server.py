@@ -55,6 +55,8 @@ class BotLifecycle:
             log.exception("final delivery failed; the next start delivers the rest")
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.bot.diagnoser is not None:
+            self.bot.diagnoser.close()
 
 
 class ReplayGuard:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sandbox.cloud_scenarios import cloud_run_config_text, demo_cloud, serve_cloud_in_loop
 from sandbox.servers import RunningServer
-from sandbox.slack import SlackWorkspace
+from sandbox.slack import SlackMessage, SlackWorkspace
 from sandbox.staging import SandboxStaging
 from tests.slack.conftest import CHANNEL, ONCALL, BotHarness, start_bot
 
@@ -20,6 +22,11 @@ def block_text(blocks: list[dict]) -> str:  # type: ignore[type-arg]
             if isinstance(element.get("text"), str):
                 texts.append(element["text"])
     return "\n".join(texts)
+
+
+def reply_service(message: SlackMessage) -> str:
+    """Return the service a thread reply is about: the first bold name in it."""
+    return block_text(message.blocks).split("*")[1]
 
 
 async def test_status_acks_fast_then_posts_the_table_and_a_thread(bot: BotHarness) -> None:
@@ -45,10 +52,12 @@ async def test_status_acks_fast_then_posts_the_table_and_a_thread(bot: BotHarnes
     assert "*api* down" in text and "HTTP 503" in text and "Core API for every customer-facing feature" in text
     assert "*websocket* down" in text and "caused by api" in text
     assert "availability 20%" in text
-    replies = {m.text.split("*")[1]: m.text for m in ws.thread(CHANNEL, main.ts)}
+    replies = {reply_service(m): block_text(m.blocks) for m in ws.thread(CHANNEL, main.ts)}
     assert set(replies) == {"api", "auth", "websocket"}
     assert "caused by *api*" in replies["websocket"]
-    assert "HTTP 503" in replies["auth"]
+    assert "is down: HTTP 503" in replies["auth"]
+    # With no Cloud Run mapping the reply says so, instead of guessing.
+    assert "no Cloud Run mapping" in replies["auth"]
     # The run finished with its probe results recorded.
     [run] = bot.store.recent_runs(kind="status")
     assert run.state == "finished" and run.verdict == "down"
@@ -124,3 +133,48 @@ async def test_history_in_slack_reads_recorded_runs(bot: BotHarness) -> None:
 async def test_healthz_reports_the_database(bot: BotHarness) -> None:
     response = await bot.slack.client.get(f"{bot.server.base_url}/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_down_services_on_cloud_run_get_a_diagnosis_with_evidence(
+    tmp_path: Path, workspace: SlackWorkspace, staging_server: tuple[SandboxStaging, RunningServer]
+) -> None:
+    sandbox, _server = staging_server
+    cloud = demo_cloud(now=datetime.now(UTC), staging=sandbox)
+    mappings = cloud_run_config_text(["api", "auth", "frontend", "websocket"])
+    async with (
+        serve_cloud_in_loop(cloud) as endpoints,
+        start_bot(tmp_path, workspace, staging_server, mappings, environ=endpoints.environ()) as bot,
+    ):
+        await bot.status()
+        ws = bot.workspace
+        await ws.wait_for(
+            lambda: (
+                bool(ws.channel_messages(CHANNEL)) and len(ws.thread(CHANNEL, ws.channel_messages(CHANNEL)[0].ts)) == 3
+            ),
+            20,
+        )
+        [main] = ws.channel_messages(CHANNEL)
+        replies = {reply_service(m): block_text(m.blocks) for m in ws.thread(CHANNEL, main.ts)}
+        assert "port_mismatch" in replies["auth"]
+        assert "failed to start and listen on the port defined provided by the PORT=8080" in replies["auth"]
+        assert "out_of_memory" in replies["api"]
+        assert "Memory limit of 512 MiB exceeded with 530 MiB used." in replies["api"]
+        # The WebSocket is only the API's echo: no diagnosis of its own.
+        assert "caused by *api*" in replies["websocket"] and "port_mismatch" not in replies["websocket"]
+        # The diagnoses are kept under the status run.
+        [run] = bot.store.recent_runs(kind="status")
+        details = [bot.store.findings(d) for d in diagnosis_ids(bot, run.id)]
+        assert {f.code for found in details for f in found} >= {"port_mismatch", "out_of_memory"}
+
+        answer = await bot.status(text="diagnose auth")
+        assert "Diagnosing `auth`" in answer.text
+        await ws.wait_for(lambda: len(ws.channel_messages(CHANNEL)) == 2, 20)
+        assert "port_mismatch" in block_text(ws.channel_messages(CHANNEL)[1].blocks)
+
+
+def diagnosis_ids(bot: BotHarness, run_id: int) -> list[int]:
+    import sqlalchemy as sa
+
+    with bot.store.engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT id FROM diagnoses WHERE run_id = :r"), {"r": run_id}).scalars()
+        return [int(r) for r in rows]
