@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -95,13 +96,21 @@ class Store:
     ) -> None:
         self.engine = engine
         self._reader = engine.execution_options(**{engines.READ_ONLY: True})
+        # SQLite has one writer at a time. Threads of this process queue on a lock, handed over the moment a write
+        # commits; left to SQLite, a waiting writer polls with sleeps of up to 100 ms (its busy handler), which put
+        # 50-300 ms tails on the Slack ack at 20 concurrent requests. Other processes still wait on the busy timeout.
+        self._write_lock: threading.RLock | None = threading.RLock() if engine.dialect.name == "sqlite" else None
         self._clock = clock
         self.host = socket.gethostname()
         self.owner = owner or f"{self.host}:{os.getpid()}"
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        with self.engine.begin() as connection:
+        if self._write_lock is None:
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self._write_lock, self.engine.begin() as connection:
             yield connection
 
     @contextmanager
@@ -792,7 +801,9 @@ def _any_old(connection: sa.Connection, cutoff: datetime) -> bool:
 
 
 def _insert(connection: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> int:
-    return int(connection.execute(sa.insert(table).values(values).returning(table.c.id)).scalar_one())
+    # Values as execute parameters, not `.values(...)`: the statement is then the same every time and its compiled
+    # form is cached; building bind parameters and a cache key per call took 0.2 ms of the Slack ack's 0.3 ms write.
+    return int(connection.execute(sa.insert(table).returning(table.c.id), dict(values)).scalar_one())
 
 
 def _check(value: str, allowed: Sequence[str], name: str) -> None:
