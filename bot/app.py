@@ -19,9 +19,11 @@ from bot.config import Config
 from bot.diagnosis.collect import ProjectDiagnosers
 from bot.errors import UsageError
 from bot.redaction import Redactor
+from bot.remediation.executor import RemediationExecutor
 from bot.slack.access import GroupDirectory
 from bot.slack.bot import SlackBot
 from bot.slack.delivery import Deliverer
+from bot.slack.remediation import RemediationDesk
 from bot.slack.runs import RunTracker
 from bot.slack.server import BotLifecycle
 from bot.status import check_status
@@ -77,7 +79,8 @@ async def assemble_bot(
     signing_secret: str,
     *,
     environ: Mapping[str, str] | None = None,
-    drain_timeout_s: float = 20.0,
+    drain_timeout_s: float = 8.0,
+    poll_interval_s: float = 2.0,
 ) -> RunningBot:
     """Check the token with `auth.test` once, then wire the bot, its Bolt app and its background loops."""
     try:
@@ -92,18 +95,24 @@ async def assemble_bot(
         response = await client.usergroups_users_list(usergroup=group)
         return list(response.get("users", []))
 
+    deliverer = Deliverer(store, client, redact=redactor.redact)
+    tracker = RunTracker(config.slack.max_concurrent_runs)
+    groups = GroupDirectory(members_of)
+    cloud_environ = environ if environ is not None else os.environ
+    diagnoser = ProjectDiagnosers(lambda project: build_cloud_apis(cloud_environ, project=project), redactor=redactor)
+    executor = RemediationExecutor(
+        config, store, lambda project: diagnoser.apis_for(project).run, check_status, poll_interval_s=poll_interval_s
+    )
     bot = SlackBot(
         config=config,
         store=store,
-        deliverer=Deliverer(store, client, redact=redactor.redact),
-        tracker=RunTracker(config.slack.max_concurrent_runs),
-        groups=GroupDirectory(members_of),
+        deliverer=deliverer,
+        tracker=tracker,
+        groups=groups,
         check_status=check_status,
+        diagnoser=diagnoser,
+        remediation=RemediationDesk(config, store, deliverer, groups, executor, tracker, client),
         # Tier subprocesses get the bot's environment minus its own secrets; a tier's `env` adds what it needs.
-        diagnoser=ProjectDiagnosers(
-            lambda project: build_cloud_apis(environ if environ is not None else os.environ, project=project),
-            redactor=redactor,
-        ),
         engine=TierEngine(TierRunner(redactor, environ=_without_slack_secrets(environ)), status_probe(config)),
     )
     app = bot.build_app(client, signing_secret, str(identity["user_id"]), str(identity.get("team_id", "")))

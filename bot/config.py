@@ -126,6 +126,7 @@ class RemediationSettings:
     two_person: bool = False
     dry_run: bool = False
     max_actions_per_hour: int = 3
+    recovery_timeout_s: float = 300.0  # after an action: how long to wait for a ready revision and a green probe
 
 
 @dataclass(frozen=True)
@@ -492,7 +493,7 @@ class _Parser:
         )
 
     def remediation_settings(self, raw_all: dict[str, Any]) -> RemediationSettings:
-        allowed = {"approvers", "expiry_minutes", "two_person", "dry_run", "max_actions_per_hour"}
+        allowed = {"approvers", "expiry_minutes", "two_person", "dry_run", "max_actions_per_hour", "recovery_timeout_s"}
         raw = self.table(raw_all, "remediation", allowed, "remediation")
         return RemediationSettings(
             approvers=self.strings(raw, "approvers", "remediation.approvers"),
@@ -500,6 +501,7 @@ class _Parser:
             two_person=self.boolean(raw, "two_person", "remediation.two_person", False),
             dry_run=self.boolean(raw, "dry_run", "remediation.dry_run", False),
             max_actions_per_hour=self.integer(raw, "max_actions_per_hour", "remediation.max_actions_per_hour", 3, 0),
+            recovery_timeout_s=self.number(raw, "recovery_timeout_s", "remediation.recovery_timeout_s", 300.0, 0.001),
         )
 
 

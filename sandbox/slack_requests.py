@@ -61,12 +61,14 @@ def command_payload(
 
 def block_actions_payload(
     *, action_id: str, value: str, user: str, channel: str, message_ts: str, response_url: str,
-    block_id: str = "actions", thread_ts: str | None = None,
+    block_id: str = "actions", thread_ts: str | None = None, blocks: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Return the JSON payload of a button click (`block_actions`), as Slack posts it in `payload=`."""
     message: dict[str, Any] = {"ts": message_ts, "type": "message"}
     if thread_ts:
         message["thread_ts"] = thread_ts
+    if blocks is not None:
+        message["blocks"] = blocks  # Slack sends the clicked message's blocks with the click
     return {
         "type": "block_actions",
         "team": {"id": TEAM_ID, "domain": "sandbox"},
@@ -116,11 +118,12 @@ class SlackSender:
         return await self.post(urlencode(fields).encode(), headers=headers)
 
     async def click(
-        self, *, action_id: str, value: str, user: str, channel: str, message_ts: str, thread_ts: str | None = None
-    ) -> httpx.Response:
+        self, *, action_id: str, value: str, user: str, channel: str, message_ts: str, thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> httpx.Response:  # fmt: skip
         """Click a button on a message."""
         payload = block_actions_payload(
             action_id=action_id, value=value, user=user, channel=channel, message_ts=message_ts,
-            response_url=self.workspace.response_url_for(channel, user), thread_ts=thread_ts,
+            response_url=self.workspace.response_url_for(channel, user), thread_ts=thread_ts, blocks=blocks,
         )  # fmt: skip
         return await self.post(urlencode({"payload": json.dumps(payload)}).encode())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from bot.diagnosis.storage import save_diagnosis
 from bot.slack import render
 from bot.slack.access import GroupDirectory, channel_refusal, tier_refusal
 from bot.slack.delivery import Deliverer
+from bot.slack.remediation import ACTION_PREFIX, DIAGNOSE_AGAIN_ACTION, RemediationDesk
 from bot.slack.render_tiers import render_tier_details, render_tier_progress, render_tier_verdict
 from bot.slack.requests import Refusal, Request, e2e_usage, parse_e2e, parse_staging, staging_usage
 from bot.slack.runs import RunTracker, TrackedRun
@@ -68,6 +70,8 @@ class SlackBot:
     progress_interval_s: float = 2.0  # Slack's chat.update is Tier 3: one edit per 2 s per run is plenty
     # Reads Cloud Run and its logs for down services; None where the bot has no cloud access configured.
     diagnoser: ProjectDiagnosers | None = None
+    # Offers fixes on diagnosis replies and answers the clicks; None where the bot may not act.
+    remediation: RemediationDesk | None = None
 
     # -- wiring -------------------------------------------------------------------------------------------------
     def build_app(self, client: AsyncWebClient, signing_secret: str, bot_user_id: str, team_id: str) -> AsyncApp:
@@ -85,6 +89,9 @@ class SlackBot:
         )  # fmt: skip
         app.command(self.config.slack.staging_command)(self.on_staging)
         app.command(self.config.slack.e2e_command)(self.on_e2e)
+        if self.remediation is not None:
+            app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self.remediation.on_click)
+        app.action(DIAGNOSE_AGAIN_ACTION)(self.on_diagnose_again)
         return app
 
     # -- /staging -----------------------------------------------------------------------------------------------
@@ -125,16 +132,18 @@ class SlackBot:
     async def _run_diagnose(self, run: TrackedRun) -> None:
         record = await asyncio.to_thread(self.store.get_run, run.run_id)
         service = record.target if record and record.target else ""
-        diagnoses = await self._diagnose(run.run_id, [service])
-        diagnosis = diagnoses[service]
+        found = (await self._diagnose(run.run_id, [service]))[service]
+        diagnosis = found[0]
         top = diagnosis.top
         await asyncio.to_thread(
             self.store.finish_run, run.run_id, state="finished", verdict=top.cause.value if top else "healthy",
             summary=summarize(diagnosis),
         )  # fmt: skip
+        requested_by = record.requested_by if record else "someone"
+        message = await self._with_offers(render.render_diagnosis_reply(None, diagnosis), found, run, requested_by)
         main = await self.deliverer.post(
-            key=f"run:{run.run_id}:diagnosis", channel=run.channel, run_id=run.run_id,
-            message=render.render_diagnosis_reply(None, diagnosis),
+            key=f"run:{run.run_id}:diagnosis", channel=run.channel, run_id=run.run_id, message=message,
+            thread_ts=record.thread_ts if record else None,
         )  # fmt: skip
         await self._remember_message(run, main)
 
@@ -177,23 +186,59 @@ class SlackBot:
         # A failure that only echoes a down dependency gets "caused by", not a diagnosis of its own.
         diagnoses = await self._diagnose(run.run_id, [s.name for s in down if not s.caused_by])
         for service in down:
-            diagnosis = diagnoses.get(service.name)
-            message = (
-                render.render_diagnosis_reply(service, diagnosis) if diagnosis else render.render_down_service(service)
-            )
+            found = diagnoses.get(service.name)
+            if found is None:
+                message = render.render_down_service(service)
+            else:
+                message = await self._with_offers(
+                    render.render_diagnosis_reply(service, found[0]), found, run, requested_by
+                )
             await self.deliverer.post(
                 key=f"run:{run.run_id}:down:{service.name}", channel=run.channel, run_id=run.run_id,
                 thread_of=main, message=message,
             )  # fmt: skip
 
-    async def _diagnose(self, run_id: int, names: list[str]) -> dict[str, Diagnosis]:
-        """Diagnose the named services at once and store each diagnosis under the run."""
+    async def _diagnose(self, run_id: int, names: list[str]) -> dict[str, tuple[Diagnosis, int]]:
+        """Diagnose the named services at once and store each diagnosis under the run (with its id)."""
         if self.diagnoser is None or not names:
             return {}
         found = await self.diagnoser.diagnose_all([self.config.services[name] for name in names])
+        stored = {}
         for diagnosis in found:
-            await asyncio.to_thread(save_diagnosis, self.store, run_id, diagnosis)
-        return {d.service: d for d in found}
+            stored[diagnosis.service] = (
+                diagnosis,
+                await asyncio.to_thread(save_diagnosis, self.store, run_id, diagnosis),
+            )
+        return stored
+
+    async def _with_offers(
+        self, message: render.SlackMessage, found: tuple[Diagnosis, int], run: TrackedRun, requested_by: str
+    ) -> render.SlackMessage:
+        """Add the remediation buttons a diagnosis supports (stored as offers) to its reply."""
+        if self.remediation is None:
+            return message
+        diagnosis, diagnosis_id = found
+        buttons = await self.remediation.offer(
+            diagnosis, diagnosis_id, run_id=run.run_id, channel=run.channel, requested_by=requested_by
+        )
+        if buttons is None:
+            return message
+        return render.SlackMessage(text=message.text, blocks=(*message.blocks, buttons), attachment=message.attachment)
+
+    async def on_diagnose_again(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """The "Diagnose again" button after a stale or failed action: a fresh diagnosis in the same thread."""
+        await ack()
+        service = str(body["actions"][0]["value"])
+        if service not in self.config.services or self.diagnoser is None:
+            return
+        message = body.get("message") or {}
+        thread_ts = message.get("thread_ts") or message.get("ts")
+        channel, user = body["channel"]["id"], body["user"]["id"]
+        run_id = await asyncio.to_thread(
+            self.store.create_run, kind="diagnose", target=service, requested_by=user, origin="slack",
+            channel=channel, thread_ts=thread_ts, state="queued",
+        )  # fmt: skip
+        self.tracker.start(TrackedRun(run_id, None, channel), self._run_diagnose, self._mark_started)
 
     async def _remember_message(self, run: TrackedRun, message_id: int) -> None:
         ts = await self.deliverer.slack_ts(message_id)
@@ -302,11 +347,10 @@ class SlackBot:
                 tier, history=history, run_id=run.run_id, on_event=live.on_event, stop=run.cancel_requested
             )
         except BaseException as exc:
-            cancelled = isinstance(exc, asyncio.CancelledError)
-            await asyncio.to_thread(
-                self.store.finish_run, run.run_id, state="cancelled" if cancelled else "interrupted",
-                summary=f"stopped before it finished: {type(exc).__name__}",
-            )  # fmt: skip
+            # A person's cancel stops pytest through `stop` and ends in a verdict; a task cancelled here is the
+            # bot shutting down (the drain), so the run was interrupted, not cancelled by anyone.
+            why = "stopped by a bot shutdown" if isinstance(exc, asyncio.CancelledError) else repr(exc)
+            await asyncio.to_thread(self.store.finish_run, run.run_id, state="interrupted", summary=why)
             raise
         finally:
             await live.close()

@@ -68,11 +68,15 @@ class Deliverer:
         run_id: int | None = None,
         thread_of: int | None = None,
         update_of: int | None = None,
+        thread_ts: str | None = None,
+        update_ts: str | None = None,
         deliver_now: bool = True,
     ) -> int:
         """Store a message (a post, a thread reply or an edit) and try to deliver it now; return its outbox id.
 
-        The same `key` again is the same message: it is stored and posted once.
+        A reply or an edit names its parent by outbox id (`thread_of`, `update_of`) or, for a message the bot did
+        not queue itself (a click's message), by Slack ts (`thread_ts`, `update_ts`). The same `key` again is the
+        same message: it is stored and posted once.
         """
         payload: dict[str, Any] = {
             "text": self.redact(message.text),
@@ -82,14 +86,23 @@ class Deliverer:
             payload["thread_of"] = thread_of
         if update_of is not None:
             payload["update_of"] = update_of
-        method = "chat.update" if update_of is not None else "chat.postMessage"
+        if thread_ts is not None:
+            payload["thread_ts"] = thread_ts
+        if update_ts is not None:
+            payload["update_ts"] = update_ts
+        method = "chat.update" if update_of is not None or update_ts is not None else "chat.postMessage"
         message_id = await asyncio.to_thread(
             self.store.enqueue_message,
             idempotency_key=key, channel=channel, method=method, payload=payload, run_id=run_id,
         )  # fmt: skip
         if message.attachment is not None:
+            parent: dict[str, Any] = (
+                {"thread_ts": thread_ts or update_ts}
+                if thread_ts or update_ts
+                else {"thread_of": thread_of if thread_of is not None else (update_of or message_id)}
+            )
             file_payload = {
-                "thread_of": thread_of if thread_of is not None else (update_of or message_id),
+                **parent,
                 "filename": message.attachment.filename,
                 "title": message.attachment.title,
                 "content": self.redact(message.attachment.content),
@@ -142,7 +155,7 @@ class Deliverer:
     async def _deliver(self, record: OutboxRecord) -> bool:
         payload = dict(record.payload)
         parent_id = payload.pop("update_of", None) or payload.pop("thread_of", None)
-        parent_ts = None
+        parent_ts = payload.pop("update_ts", None) or payload.pop("thread_ts", None)
         if parent_id is not None:
             parent_ts = await self.slack_ts(int(parent_id))
             if parent_ts is None:

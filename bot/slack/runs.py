@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class RunTracker:
     def __init__(self, max_concurrent: int) -> None:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._runs: dict[int, TrackedRun] = {}
+        self._others: set[asyncio.Task[None]] = set()
         self._accepting = True
 
     @property
@@ -71,15 +73,30 @@ class RunTracker:
         run.task = asyncio.create_task(guarded(), name=f"run:{run.run_id}")
         return True
 
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run short background work that is not a run (a click's decision), drained like runs on shutdown."""
+        task = asyncio.create_task(_logged(work, name), name=name)
+        self._others.add(task)
+        task.add_done_callback(self._others.discard)
+
     async def drain(self, timeout_s: float) -> list[int]:
         """Stop accepting work, wait up to `timeout_s` for running work, cancel the rest; return the cancelled ids."""
         self._accepting = False
         tasks = {run.run_id: run.task for run in self._runs.values() if run.task is not None}
-        if not tasks:
+        if not tasks and not self._others:
             return []
-        _done, pending = await asyncio.wait(tasks.values(), timeout=timeout_s)
+        _done, pending = await asyncio.wait([*tasks.values(), *self._others], timeout=timeout_s)
         cancelled = [run_id for run_id, task in tasks.items() if task in pending]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         return cancelled
+
+
+async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("background work %s failed", name)

@@ -13,7 +13,7 @@ ACTIVE_STATES = ("queued", "running")
 END_STATES = ("finished", "interrupted", "cancelled")
 DECISIONS = ("approved", "denied")
 # After approval, what execution made of an offer.
-OUTCOMES = ("succeeded", "failed", "stale")
+OUTCOMES = ("succeeded", "failed", "stale", "dry_run")
 # A run that has not shown a sign of life for this long is taken for dead, whoever owns it.
 DEFAULT_STALE_AFTER = timedelta(minutes=10)
 

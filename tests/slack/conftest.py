@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,14 +63,17 @@ async def start_bot(
     extra_config: str = "",
     database: str | None = None,
     environ: dict[str, str] | None = None,
+    edit_config: Callable[[str], str] = lambda text: text,
 ) -> AsyncIterator[BotHarness]:
     """Start the real bot (assemble_bot + the ASGI app under uvicorn, lifespan on) against the stand-ins."""
     sandbox, sandbox_server = staging
-    text = sandbox_config_text(sandbox_server.base_url, sandbox_server.ws_url) + extra_config
+    text = edit_config(sandbox_config_text(sandbox_server.base_url, sandbox_server.ws_url) + extra_config)
     config = parse_config(text, source="bot.toml", environ={}, base_dir=tmp_path)
     store = open_store(database or f"sqlite:///{tmp_path}/bot.sqlite3", {}, config.store)
     client = AsyncWebClient(token=BOT_TOKEN, base_url=f"{workspace.base_url}/api/")
-    running = await assemble_bot(config, store, client, SIGNING_SECRET, environ=environ or {}, drain_timeout_s=10)
+    running = await assemble_bot(
+        config, store, client, SIGNING_SECRET, environ=environ or {}, drain_timeout_s=10, poll_interval_s=0.1
+    )
     # Deliveries retried by the background loop are checked every 0.2 s here, so outage tests stay short.
     running.lifecycle.delivery_interval_s = 0.2
     asgi = build_asgi_app(running.app, running.lifecycle, database_check(store.engine), SIGNING_SECRET)

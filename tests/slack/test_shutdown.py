@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from bot.store import RunRecord, open_store
 from sandbox.servers import RunningServer
 from sandbox.slack import SlackWorkspace
@@ -56,11 +54,6 @@ async def test_a_run_still_going_at_shutdown_is_stopped_and_finished(
     await workspace.wait_for(lambda: is_gone(child), 10)  # the tier's processes did not outlive the bot
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the tier task's own CancelledError handler stores `cancelled` first, and finish_run never overwrites "
-    "a cancelled run, so BotLifecycle.stop's `interrupted` / 'stopped by a bot shutdown' is lost",
-)
 async def test_a_run_stopped_by_shutdown_says_so(
     tmp_path: Path, workspace: SlackWorkspace, staging_server: tuple[SandboxStaging, RunningServer]
 ) -> None:
