@@ -19,9 +19,10 @@ class CommandEntry:
     name: str
     help: str
     module: str
+    attribute: str = "COMMAND"
 
     def load(self) -> Command:
-        command: Command = importlib.import_module(self.module).COMMAND
+        command: Command = getattr(importlib.import_module(self.module), self.attribute)
         return command
 
 
@@ -45,6 +46,17 @@ COMMANDS: tuple[CommandEntry, ...] = (
         "e2e",
         "run test tiers with honest verdicts (exit 0 passed, 1 failed, 3 untrusted, 4 incomplete, 2 bad usage)",
         "bot.commands.e2e",
+    ),
+    CommandEntry(
+        "audit",
+        "who did what: offers, clicks, decisions, Cloud Run calls and outcomes, from the append-only log",
+        "bot.commands.audit",
+    ),
+    CommandEntry(
+        "actions",
+        "remediation offers still waiting for an approver's click",
+        "bot.commands.audit",
+        "ACTIONS",
     ),
     CommandEntry(
         "serve",
