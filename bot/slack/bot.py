@@ -84,8 +84,10 @@ class SlackBot:
             )  # fmt: skip
 
         app = AsyncApp(
-            client=client, signing_secret=signing_secret, authorize=authorize,
-            process_before_response=True, request_verification_enabled=True,
+            # Bolt builds each request's client from `authorize`'s token; its own needs only where the API is.
+            client=AsyncWebClient(base_url=client.base_url, timeout=client.timeout),
+            signing_secret=signing_secret, authorize=authorize, process_before_response=True,
+            request_verification_enabled=True,
         )  # fmt: skip
         app.command(self.config.slack.staging_command)(self.on_staging)
         app.command(self.config.slack.e2e_command)(self.on_e2e)
