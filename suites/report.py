@@ -22,7 +22,7 @@ from suites.events import (
 )
 from suites.flakiness import FlakyTest
 from suites.history import TestResultRecord
-from suites.verdict import DependencyCheck, Verdict
+from suites.verdict import DependencyCheck, Verdict, VerdictState
 
 SLOWEST = 5
 
@@ -125,6 +125,13 @@ def to_results(events: Sequence[Event]) -> tuple[TestResultRecord, ...]:
 def _short(message: str, limit: int = 500) -> str:
     text = message.strip()
     return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def stored_run_state(report: TierReport) -> str:
+    """Return the state a tier run is stored with: an incomplete run stays out of the history verdicts compare with."""
+    if report.verdict.state is not VerdictState.INCOMPLETE:
+        return "finished"
+    return "cancelled" if report.verdict.headline.startswith("cancelled") else "interrupted"
 
 
 def report_to_json(report: TierReport) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from suites.engine import TierEngine, status_probe
 from suites.events import Event, EventCallback, Progress, TestPhase, advance, phase_category
 from suites.flakiness import find_flaky
 from suites.history import NO_HISTORY
-from suites.report import TierReport, render_progress, render_summary, report_to_json
+from suites.report import TierReport, render_progress, render_summary, report_to_json, stored_run_state
 from suites.runner import TierRunner, check_tier
 from suites.verdict import EXIT_CODES, VerdictState
 
@@ -107,7 +107,7 @@ async def _run_tiers(
                 store.record_test_results(run_id, report.results)
                 store.finish_run(
                     run_id,
-                    state=_run_state(report),
+                    state=stored_run_state(report),
                     verdict=report.verdict.state.value,
                     summary=report.verdict.headline,
                     details=report_to_json(report),
@@ -116,13 +116,6 @@ async def _run_tiers(
             return report
 
     return list(await asyncio.gather(*(one(tier) for tier in tiers)))
-
-
-def _run_state(report: TierReport) -> str:
-    """Return the stored run state: an incomplete run stays out of the history later verdicts compare against."""
-    if report.verdict.state is not VerdictState.INCOMPLETE:
-        return "finished"
-    return "cancelled" if report.verdict.headline.startswith("cancelled") else "interrupted"
 
 
 class _ProgressView:

@@ -38,8 +38,7 @@ from bot.store.records import RunRecord
 from probes import ServiceState, StatusReport
 from suites.engine import TierEngine
 from suites.events import Event, Progress, advance
-from suites.report import TierReport, report_to_json
-from suites.verdict import VerdictState
+from suites.report import report_to_json, stored_run_state
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +357,7 @@ class SlackBot:
             await live.close()
         await asyncio.to_thread(self.store.record_test_results, run.run_id, report.results)
         await asyncio.to_thread(
-            self.store.finish_run, run.run_id, state=tier_run_state(report), verdict=report.verdict.state.value,
+            self.store.finish_run, run.run_id, state=stored_run_state(report), verdict=report.verdict.state.value,
             summary=report.verdict.headline, details=report_to_json(report),
         )  # fmt: skip
         await self.deliverer.post(
@@ -457,13 +456,6 @@ class _LiveProgress:
     async def close(self) -> None:
         self.ticker.cancel()
         await asyncio.gather(self.ticker, return_exceptions=True)
-
-
-def tier_run_state(report: TierReport) -> str:
-    """Return the stored run state: an incomplete run stays out of the history later verdicts compare against."""
-    if report.verdict.state is not VerdictState.INCOMPLETE:
-        return "finished"
-    return "cancelled" if report.verdict.headline.startswith("cancelled") else "interrupted"
 
 
 def _is_slack_retry(request: AsyncBoltRequest) -> bool:
