@@ -4,7 +4,11 @@ Why not httpx's default transport: at a fan-out of 200 probes its connection poo
 each request (O(n^2)) and takes an anyio lock per step; on one event loop that CPU shows up as ~150 ms of extra
 "latency" on every probe (bench/probe_fanout.py). A probe that measures its own queueing is lying. Here each
 request opens its own connection (what a user pays: connect and TLS included), speaks HTTP/1.1 through h11, and
-reads the clock at the socket events: connect done, TLS done, first response byte, end of body.
+reads the clock at the socket events: connect done, TLS done, first response byte, end of body. The response is
+read by an `asyncio.Protocol`, so those stamps are taken in the loop's I/O callbacks, as the bytes arrive, and not
+when the probe's task is next scheduled (behind every other probe answered in the same instant). Latency is the sum
+of the network phases (connect, TLS, request sent -> last byte): the moments between phases when this probe waits
+for the loop to get round to it are our queueing, not the service's time, and are left out.
 
 Not supported, on purpose: proxies (probes run next to the services they watch), HTTP/2, keep-alive.
 """
@@ -14,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable
 from functools import cache
 
 import h11
@@ -46,72 +49,119 @@ class TimedTransport(httpx.AsyncBaseTransport):
         url = request.url
         secure = url.scheme == "https"
         port = url.port or (443 if secure else 80)
+        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        timings: dict[str, float] = {}
-
-        def mark(name: str) -> None:
-            timings[name] = (time.perf_counter() - started) * 1000
-
-        reader, writer = await asyncio.open_connection(url.host, port)
+        reader = _ResponseReader(loop)
+        transport, _ = await loop.create_connection(lambda: reader, url.host, port)
+        assert reader.connected_at is not None
+        connected = time.perf_counter()
+        timings = {"connect_ms": (reader.connected_at - started) * 1000}
         try:
-            mark("connect_ms")
             if secure:
-                await writer.start_tls(self._ssl_context, server_hostname=url.host)
-                timings["tls_ms"] = (time.perf_counter() - started) * 1000 - timings["connect_ms"]
-            connection = h11.Connection(h11.CLIENT)
-            writer.write(connection.send(_to_h11_request(request)))
-            writer.write(connection.send(h11.EndOfMessage()))
-            response, body = await _read_response(connection, reader, lambda: mark("ttfb_ms"))
-            mark("total_ms")
+                tls = await loop.start_tls(transport, reader, self._ssl_context, server_hostname=url.host)
+                if tls is None:  # the peer closed during the handshake
+                    raise ProbeProtocolError("the server closed the connection during the TLS handshake")
+                transport = tls
+                timings["tls_ms"] = (time.perf_counter() - connected) * 1000
+            reader.transport = transport
+            connection = reader.connection
+            sent_at = time.perf_counter()
+            transport.write(connection.send(_to_h11_request(request)) + connection.send(h11.EndOfMessage()))
+            await reader.done
         finally:
-            writer.close()
+            transport.close()
+        assert reader.response is not None and reader.first_byte_at is not None and reader.ended_at is not None
+        before_request = timings["connect_ms"] + timings.get("tls_ms", 0.0)
+        timings["ttfb_ms"] = before_request + (reader.first_byte_at - sent_at) * 1000
+        timings["total_ms"] = before_request + (reader.ended_at - sent_at) * 1000
         return httpx.Response(
-            status_code=response.status_code,
-            headers=[(name, value) for name, value in response.headers],
-            content=body,
+            status_code=reader.response.status_code,
+            headers=[(name, value) for name, value in reader.response.headers],
+            content=b"".join(reader.chunks)[:BODY_LIMIT],
             request=request,
             extensions={"timings": timings, "http_version": b"HTTP/1.1"},
         )
+
+
+class _ResponseReader(asyncio.Protocol):
+    """Parse one HTTP/1.1 response as its bytes arrive, stamping the first byte and the end of the body."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.connection = h11.Connection(h11.CLIENT)
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.BaseTransport | None = None
+        self.response: h11.Response | None = None
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.received = b""  # the first bytes, to quote an answer that is not HTTP
+        self.connected_at: float | None = None
+        self.first_byte_at: float | None = None
+        self.ended_at: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.connected_at = self.connected_at or time.perf_counter()  # TLS calls it again: keep the TCP moment
+
+    def data_received(self, data: bytes) -> None:
+        if self.first_byte_at is None:
+            self.first_byte_at = time.perf_counter()
+        if len(self.received) < 64:
+            self.received += data[:64]
+        self.connection.receive_data(data)
+        self._read_events()
+
+    def eof_received(self) -> bool:
+        self._finish_closed()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self.done.done():
+            self.done.set_exception(exc)
+        self._finish_closed()
+
+    def _finish_closed(self) -> None:
+        if self.done.done():
+            return
+        if self.response is None:
+            if self.first_byte_at is None:
+                self._fail(ProbeProtocolError("the server closed the connection without answering"))
+            else:
+                head = self.received[:40].decode("ascii", "replace").strip()
+                self._fail(ProbeProtocolError(f"not an HTTP/1.1 answer (got {head!r})"))
+            return
+        self.connection.receive_data(b"")  # tells h11 the peer closed: a body delimited by the close ends here
+        self._read_events()
+        if not self.done.done():
+            self._fail(ProbeProtocolError("the server closed the connection in the middle of its answer"))
+
+    def _read_events(self) -> None:
+        while not self.done.done():
+            try:
+                event = self.connection.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._fail(ProbeProtocolError(f"not an HTTP/1.1 answer ({exc})"))
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Response):
+                self.response = event
+            elif isinstance(event, h11.Data):
+                self.chunks.append(bytes(event.data))
+                self.size += len(event.data)
+                if self.size >= BODY_LIMIT:
+                    self._end()
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                self._end()
+
+    def _end(self) -> None:
+        self.ended_at = time.perf_counter()
+        self.done.set_result(None)
+
+    def _fail(self, exc: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
 
 
 def _to_h11_request(request: httpx.Request) -> h11.Request:
     headers = [(name, value) for name, value in request.headers.raw if name.lower() != b"connection"]
     headers.append((b"Connection", b"close"))
     return h11.Request(method=request.method, target=request.url.raw_path, headers=headers)
-
-
-async def _read_response(
-    connection: h11.Connection, reader: asyncio.StreamReader, on_first_byte: Callable[[], None]
-) -> tuple[h11.Response, bytes]:
-    response: h11.Response | None = None
-    chunks: list[bytes] = []
-    size = 0
-    first = True
-    while True:
-        try:
-            event = connection.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise ProbeProtocolError(f"not an HTTP/1.1 answer ({exc})") from None
-        if event is h11.NEED_DATA:
-            data = await reader.read(65536)
-            if not data and response is None:
-                if first:
-                    raise ProbeProtocolError("the server closed the connection without answering")
-                head = connection.trailing_data[0][:40].decode("ascii", "replace").strip()
-                raise ProbeProtocolError(f"not an HTTP/1.1 answer (got {head!r})")
-            if first and data:
-                first = False
-                on_first_byte()
-            connection.receive_data(data)  # b"" tells h11 the peer closed
-            continue
-        if isinstance(event, h11.Response):
-            response = event
-        elif isinstance(event, h11.Data):
-            chunks.append(bytes(event.data))
-            size += len(event.data)
-            if size >= BODY_LIMIT and response is not None:
-                return response, b"".join(chunks)[:BODY_LIMIT]
-        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-            if response is None:
-                raise ProbeProtocolError("the server closed the connection without answering")
-            return response, b"".join(chunks)
