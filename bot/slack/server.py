@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.slack.access import groups_to_watch
 from bot.slack.bot import SlackBot
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,15 @@ class BotLifecycle:
         self._tasks.append(
             asyncio.create_task(self.bot.deliverer.run_forever(self._stop, self.delivery_interval_s), name="delivery")
         )
+        self._tasks.append(asyncio.create_task(self._keep_groups_warm(), name="user-groups"))
+
+    async def _keep_groups_warm(self, every_s: float = 60.0) -> None:
+        """Re-read the user groups decisions need, so the ack path never has to ask Slack."""
+        groups = groups_to_watch(self.bot.config)
+        while groups and not self._stop.is_set():
+            await self.bot.groups.refresh(groups)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every_s)
 
     async def stop(self) -> None:
         """Let running work finish (or cancel it and mark it interrupted), deliver what is due, stop the loops."""
