@@ -51,6 +51,7 @@ class SlackMessage:
     thread_ts: str | None = None
     edits: int = 0
     user: str = BOT_USER_ID
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
@@ -77,6 +78,7 @@ class _Fault:
     status: int  # 429 or 5xx
     remaining: int
     retry_after_s: int = 1
+    applied: bool = False  # the call takes effect, then the answer is lost (Slack posted; the bot never hears)
 
 
 @dataclass
@@ -98,9 +100,15 @@ class SlackWorkspace:
     _changed: asyncio.Event | None = None
 
     # -- faults ------------------------------------------------------------
-    def fail_next(self, method: str, *, status: int = 500, times: int = 1, retry_after_s: int = 1) -> None:
-        """Make the next `times` calls of `method` answer `status` (429 carries `Retry-After`)."""
-        self._faults.setdefault(method, []).append(_Fault(status, times, retry_after_s))
+    def fail_next(
+        self, method: str, *, status: int = 500, times: int = 1, retry_after_s: int = 1, applied: bool = False
+    ) -> None:
+        """Make the next `times` calls of `method` answer `status` (429 carries `Retry-After`).
+
+        With `applied`, the call still takes effect before the error answer: what a timeout after a successful
+        post looks like to the caller.
+        """
+        self._faults.setdefault(method, []).append(_Fault(status, times, retry_after_s, applied))
 
     def _take_fault(self, method: str) -> _Fault | None:
         for fault in self._faults.get(method, []):
@@ -154,6 +162,9 @@ class SlackWorkspace:
         status = fault.status if fault else 200
         self.calls.append(ApiCall(method=method, args=args, at=time.monotonic(), status=status))
         self._touch()
+        handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+        if fault is not None and fault.applied and handler is not None:
+            handler(args)
         if fault is not None:
             if fault.status == 429:
                 return JSONResponse(
@@ -161,7 +172,6 @@ class SlackWorkspace:
                     headers={"Retry-After": str(fault.retry_after_s)},
                 )  # fmt: skip
             return PlainTextResponse("upstream connect error", status_code=fault.status)
-        handler = getattr(self, "_api_" + method.replace(".", "_"), None)
         if handler is None:
             return JSONResponse({"ok": False, "error": "unknown_method"})
         answer: dict[str, Any] = handler(args)
@@ -178,9 +188,22 @@ class SlackWorkspace:
         message = SlackMessage(
             channel=channel, ts=self._next_ts(), text=str(args.get("text") or ""),
             blocks=_blocks(args.get("blocks")), thread_ts=args.get("thread_ts") or None,
+            metadata=_metadata(args.get("metadata")),
         )  # fmt: skip
         self.messages.append(message)
         return {"ok": True, "channel": channel, "ts": message.ts, "message": {"text": message.text}}
+
+    def _api_conversations_history(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        oldest = float(args.get("oldest") or 0)
+        found = [m for m in self.channel_messages(str(args.get("channel", ""))) if float(m.ts) >= oldest]
+        return {"ok": True, "messages": [_as_api(m, args) for m in reversed(found)], "has_more": False}
+
+    def _api_conversations_replies(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        parent = self.find(channel, ts)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        return {"ok": True, "messages": [_as_api(m, args) for m in [parent, *self.thread(channel, ts)]]}
 
     def _api_chat_update(self, args: Mapping[str, Any]) -> dict[str, Any]:
         message = self.find(str(args.get("channel", "")), str(args.get("ts", "")))
@@ -331,6 +354,22 @@ async def _read_args(request: Request) -> dict[str, Any]:
     elif body:
         args.update(dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)))
     return args
+
+
+def _metadata(value: object) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        value = json.loads(value) if value else None
+    return value if isinstance(value, dict) else None
+
+
+def _as_api(message: SlackMessage, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a message as conversations.history / .replies show it (metadata only when asked for)."""
+    shown: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text, "user": message.user}
+    if message.thread_ts:
+        shown["thread_ts"] = message.thread_ts
+    if message.metadata and str(args.get("include_all_metadata", "")).lower() in ("1", "true"):
+        shown["metadata"] = message.metadata
+    return shown
 
 
 def _blocks(value: object) -> list[dict[str, Any]]:

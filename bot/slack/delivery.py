@@ -4,7 +4,8 @@ Every message is written to the store's outbox first (`post`), then delivered. A
 message and waits until the parent has a Slack `ts`; an edit (`chat.update`) likewise. Failures are retried later:
 429 after its `Retry-After`, 5xx and network errors with exponential backoff, and whatever is left when the process
 stops is claimed by the next one (`run_forever`). A message is marked delivered exactly once, so it is not posted
-twice by two workers.
+twice by two workers; and when an attempt may have posted it without the bot learning so (a crash, a timeout, a
+5xx), the next attempt first looks for the message's key in the channel's metadata and posts only if it is absent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 _WAIT_FOR_PARENT = timedelta(milliseconds=300)
 _MAX_BACKOFF = timedelta(minutes=5)
+# Every message carries its outbox key as Slack message metadata, so a retry can tell whether it was posted already.
+METADATA_TYPE = "stagebot_message"
 # Errors that a retry will not cure: keep the message (it is evidence) but stop hammering Slack with it.
 _PERMANENT_RETRY = timedelta(hours=6)
 
@@ -161,6 +164,16 @@ class Deliverer:
             if parent_ts is None:
                 await self._retry(record, "waiting for the message it belongs to", self.clock() + _WAIT_FOR_PARENT)
                 return False
+        if record.method == "chat.postMessage" and _outcome_unknown(record):
+            try:
+                posted = await self._find_posted(record, parent_ts)
+            except (SlackApiError, OSError, TimeoutError) as exc:
+                # Posting blind could post twice; waiting loses nothing: look again later.
+                error = f"could not check whether it was posted: {exc}"
+                await self._retry(record, error, self.clock() + retry_delay(record.attempts, None))
+                return False
+            if posted is not None:
+                return await asyncio.to_thread(self.store.mark_delivered, record.id, slack_ts=posted)
         try:
             ts = await self._call(record, payload, parent_ts)
         except SlackApiError as exc:
@@ -179,6 +192,26 @@ class Deliverer:
             return False
         return await asyncio.to_thread(self.store.mark_delivered, record.id, slack_ts=ts)
 
+    async def _find_posted(self, record: OutboxRecord, parent_ts: str | None) -> str | None:
+        """Return the ts of this message if an earlier attempt did post it (found by its metadata key)."""
+        if parent_ts is not None:
+            found = await self.client.conversations_replies(
+                channel=record.channel, ts=parent_ts, include_all_metadata=True, limit=200
+            )
+        else:
+            since = record.created_at.timestamp() - 60
+            found = await self.client.conversations_history(
+                channel=record.channel, oldest=f"{since:.6f}", include_all_metadata=True, limit=200
+            )
+        for message in found.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == METADATA_TYPE
+                and metadata.get("event_payload", {}).get("key") == record.idempotency_key
+            ):
+                return str(message["ts"])
+        return None
+
     async def _call(self, record: OutboxRecord, payload: dict[str, Any], parent_ts: str | None) -> str | None:
         if record.method == "chat.update":
             if parent_ts is None:
@@ -191,11 +224,28 @@ class Deliverer:
                 title=payload["title"], content=payload["content"],
             )  # fmt: skip
             return None
-        response = await self.client.chat_postMessage(channel=record.channel, thread_ts=parent_ts, **payload)
+        response = await self.client.chat_postMessage(
+            channel=record.channel, thread_ts=parent_ts, metadata=_metadata(record), **payload
+        )
         return str(response["ts"])
 
     async def _retry(self, record: OutboxRecord, error: str, at: datetime) -> None:
         await asyncio.to_thread(self.store.mark_failed, record.id, error=error, retry_at=at)
+
+
+def _metadata(record: OutboxRecord) -> dict[str, Any]:
+    """Return the message metadata that lets a later attempt recognise this message as already posted."""
+    return {"event_type": METADATA_TYPE, "event_payload": {"key": record.idempotency_key}}
+
+
+def _outcome_unknown(record: OutboxRecord) -> bool:
+    """Return whether an earlier attempt may have posted this message.
+
+    Any earlier attempt may have: a 5xx or a timeout can follow a post that went through, and a crash between
+    Slack's answer and the store's write leaves no trace at all. Retries happen only while Slack misbehaves, so one
+    lookup per retry is cheap.
+    """
+    return record.attempts > 1
 
 
 def _retry_after(headers: Any) -> float | None:

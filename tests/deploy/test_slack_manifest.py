@@ -26,6 +26,9 @@ EVENTS_PATH = "/slack/events"
 SCOPES_BY_METHOD: dict[str, set[str]] = {
     "auth_test": set(),
     "chat_postMessage": {"chat:write"},
+    # The bot reads public and private channels alike (a command works in either).
+    "conversations_history": {"channels:history", "groups:history"},
+    "conversations_replies": {"channels:history", "groups:history"},
     "chat_update": {"chat:write"},
     "chat_postEphemeral": {"chat:write"},
     "chat_delete": {"chat:write"},

@@ -77,3 +77,47 @@ async def test_a_long_report_keeps_within_slack_limits_and_uploads_the_rest(
     table = uploaded.content.decode()
     assert table.count("\n") == 125  # a header and every one of the 125 services
     assert "extra119" in table
+
+
+async def test_a_post_that_went_through_unheard_is_not_posted_again(bot: BotHarness) -> None:
+    # Slack posts the status message but the bot never hears (a 503 after the fact, like a timeout): the retry
+    # finds the message by its metadata key and marks it delivered instead of posting it a second time.
+    ws = bot.workspace
+    ws.fail_next("chat.postMessage", status=503, times=1, applied=True)
+    await bot.status()
+    await ws.wait_for(
+        lambda: bool(ws.channel_messages(CHANNEL)) and len(ws.thread(CHANNEL, ws.channel_messages(CHANNEL)[0].ts)) == 3,
+        timeout_s=20,
+    )
+    assert len(ws.channel_messages(CHANNEL)) == 1
+    assert ws.calls_of("conversations.history")  # it looked before posting again
+    [main] = ws.channel_messages(CHANNEL)
+    assert main.metadata is not None and main.metadata["event_type"] == "stagebot_message"
+
+
+async def test_a_crash_between_posting_and_recording_posts_once(
+    tmp_path: Path, workspace: SlackWorkspace, staging_server: tuple[SandboxStaging, RunningServer]
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.slack.delivery import METADATA_TYPE
+    from bot.slack.render import SlackMessage as Rendered
+
+    database = f"sqlite:///{tmp_path}/shared.sqlite3"
+    async with start_bot(tmp_path, workspace, staging_server, database=database) as first:
+        deliverer = first.running.bot.deliverer
+        message_id = await deliverer.post(
+            key="crash-test", channel=CHANNEL, message=Rendered(text="posted before the crash"), deliver_now=False
+        )
+        # The process claims the message, Slack posts it, and the process dies before recording that it did.
+        [claimed] = first.store.claim_messages(now=datetime.now(UTC))
+        assert claimed.id == message_id
+        await deliverer.client.chat_postMessage(
+            channel=CHANNEL, text="posted before the crash",
+            metadata={"event_type": METADATA_TYPE, "event_payload": {"key": "crash-test"}},
+        )  # fmt: skip
+        # A dead process's claim lapses after its 60 s lease; release it now instead of waiting that out.
+        first.store.mark_failed(message_id, error="the process died", retry_at=datetime.now(UTC))
+    async with start_bot(tmp_path, workspace, staging_server, database=database) as second:
+        await workspace.wait_for(lambda: second.store.get_message(message_id).delivered_at is not None, 10)  # type: ignore[union-attr]
+    assert [m.text for m in workspace.channel_messages(CHANNEL)] == ["posted before the crash"]
