@@ -1,8 +1,8 @@
 """Structured logs: JSON lines when no person is watching the stream, text when one is; no secret reaches either.
 
-One JSON object per event, on one line: `time`, `level`, `logger`, `message`, plus `run_id` / `service` / `tier` when
-a call passes them with `extra=`. `severity` repeats the level under the name Cloud Logging reads from a container's
-stdout (https://cloud.google.com/logging/docs/structured-logging), so Cloud Run shows the right level.
+One JSON object per event, on one line: `time`, `level`, `logger`, `message`, plus `run_id` / `service` / `tier` /
+`channel` when a call passes them with `extra=`. `severity` repeats the level under the name Cloud Logging reads from
+a container's stdout (https://cloud.google.com/logging/docs/structured-logging), so Cloud Run shows the right level.
 
 `STAGEBOT_LOG_FORMAT=json` or `text` overrides the guess made from `stream.isatty()`.
 """
@@ -20,7 +20,7 @@ from bot.redaction import Redactor
 
 # Fields a call may attach with `extra={...}` that the logs carry; anything else in `extra` is not ours to print
 # (uvicorn, for one, attaches `color_message`).
-CONTEXT_FIELDS = ("run_id", "service", "tier")
+CONTEXT_FIELDS = ("run_id", "service", "tier", "channel")
 
 # uvicorn's own logging config gives these loggers their own handlers and `propagate = False`; they are routed
 # through the root handler instead, so every line has one shape.

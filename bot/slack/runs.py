@@ -57,16 +57,22 @@ class RunTracker:
             return False
         self._runs[run.run_id] = run
 
+        context = {"run_id": run.run_id, "tier": run.tier, "channel": run.channel}
+
         async def guarded() -> None:
             try:
                 async with self._slots:
                     if on_start is not None and not await on_start(run.run_id):
+                        log.info("run %s no longer queued; not started", run.run_id, extra=context)
                         return  # cancelled or taken for dead while it waited for a slot
+                    log.info("run %s started", run.run_id, extra=context)
                     await work(run)
+                    log.info("run %s done", run.run_id, extra=context)
             except asyncio.CancelledError:
+                log.warning("run %s stopped by shutdown", run.run_id, extra=context)
                 raise
             except Exception:
-                log.exception("run %s failed", run.run_id)
+                log.exception("run %s failed", run.run_id, extra=context)
             finally:
                 self._runs.pop(run.run_id, None)
 
