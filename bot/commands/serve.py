@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 
 import uvicorn
 from slack_bolt.adapter.socket_mode.websockets import AsyncSocketModeHandler
@@ -54,7 +56,7 @@ async def _serve(args: argparse.Namespace, context: CommandContext) -> int:
             await _serve_socket_mode(running.app, secrets.app_token or "", running.lifecycle)
         else:
             asgi = build_asgi_app(running.app, running.lifecycle, database_check(store.engine), secrets.signing_secret)
-            server = uvicorn.Server(
+            server = _GracefulServer(
                 uvicorn.Config(
                     asgi, host=args.host, port=port, log_level="info", access_log=False, lifespan="on", log_config=None
                 )
@@ -79,6 +81,22 @@ async def _serve_socket_mode(app: AsyncApp, app_token: str, lifecycle: BotLifecy
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
         await lifecycle.stop()
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn, minus one habit: after a graceful SIGTERM/SIGINT shutdown it re-raises the signal, so the process
+    would die by it (exit -15) before the store is closed. The shutdown (and the bot's drain) is already done, so
+    `stagebot serve` exits 0 instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _run(args: argparse.Namespace, context: CommandContext) -> int:
