@@ -94,8 +94,9 @@ class Scenario:
         body: Json = {
             "name": self.resource_name,
             "uid": f"0b1d{abs(hash(self.service)) % 10**8:08d}",
-            "generation": str(len(self.revisions)),
-            "observedGeneration": str(len(self.revisions)),
+            # Cloud Run numbers revisions by the service's generation: the next update makes `<name>-<gen+1>-...`.
+            "generation": str(_generation_of(latest.name)),
+            "observedGeneration": str(_generation_of(latest.name)),
             "etag": f'"{abs(hash((self.service, self.cause))) % 10**12:012x}"',
             "uri": f"https://{self.service}-x7k2q9lmaa-ew.a.run.app",
             "createTime": rfc3339(self.now - timedelta(days=40)),
@@ -136,7 +137,7 @@ class Scenario:
                 {
                     "name": f"{self.resource_name}/revisions/{spec.name}",
                     "service": self.resource_name,
-                    "generation": str(len(self.revisions) - age),
+                    "generation": str(_generation_of(spec.name)),
                     "createTime": created,
                     "conditions": conditions,
                     "containers": template["containers"],
@@ -198,6 +199,11 @@ def log_entry(
     else:
         entry["textPayload"] = payload
     return entry
+
+
+def _generation_of(revision: str) -> int:
+    """Return the generation a revision name carries: `auth-00012-vop` -> 12."""
+    return int(revision.rsplit("-", 2)[-2])
 
 
 def _name(service: str, generation: int, suffix: str) -> str:

@@ -26,7 +26,7 @@ async def test_get_service_translates_state_traffic_and_template(apis: CloudApis
     assert (service.latest_created, service.latest_ready) == ("auth-00012-vop", "auth-00011-fuw")
     assert service.traffic[0].is_latest and service.traffic[0].percent == 100
     assert [(t.revision, t.percent) for t in service.traffic_statuses] == [("auth-00011-fuw", 100)]
-    assert service.etag and service.generation == 2
+    assert service.etag and service.generation == 12  # revision auth-00012-vop is generation 12, as on Cloud Run
     container = service.containers[0]
     assert container.env_names == ("LOG_LEVEL", "DATABASE_URL", "LISTEN_PORT")
     assert container.limits["memory"] == "512Mi" and container.ports == (8080,)
