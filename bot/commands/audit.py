@@ -7,10 +7,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.commands.base import Command, CommandContext
+from bot.commands.base import Command, CommandContext, parse_since
 from bot.commands.db import store_settings
 from bot.errors import UsageError
-from bot.store import open_store, parse_duration, to_iso
+from bot.store import open_store, to_iso
 from bot.store.records import AuditRecord, OfferRecord
 
 
@@ -49,10 +49,7 @@ def render_audit(entries: list[AuditRecord]) -> str:
 
 
 def _run_audit(args: argparse.Namespace, context: CommandContext) -> int:
-    try:
-        span = parse_duration(args.since)
-    except ValueError as exc:
-        raise UsageError(f"--since: {exc}") from None
+    span = parse_since(args.since)
     if args.limit < 1:
         raise UsageError(f"--limit: expected a number >= 1, got {args.limit}")
     store = open_store(None, context.environ, store_settings(args, context))

@@ -5,10 +5,22 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config, load_config, resolve_config_path
+from bot.errors import UsageError
+
+
+def parse_since(text: str) -> timedelta:
+    """Return the window of a `--since` option (30m, 24h, 7d, 2w); bad input is a usage error naming the option."""
+    from bot.store.history import parse_duration  # pure, but under bot.store: import it only when a command needs it
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.commands.base import Command, CommandContext
+from bot.commands.base import Command, CommandContext, parse_since
 from bot.commands.db import store_settings
 from bot.errors import UsageError
-from bot.store import HistoryReport, open_store, parse_duration, to_iso
+from bot.store import HistoryReport, open_store, to_iso
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,10 +21,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, context: CommandContext) -> int:
-    try:
-        span = parse_duration(args.since)
-    except ValueError as exc:
-        raise UsageError(f"--since: {exc}") from None
+    span = parse_since(args.since)
     if args.limit < 0:
         raise UsageError(f"--limit: expected a number >= 0, got {args.limit}")
     store = open_store(None, context.environ, store_settings(args, context))
